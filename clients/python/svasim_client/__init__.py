@@ -1,0 +1,27 @@
+"""Python client of svasim's gRPC API.
+
+>>> from svasim_client import Client
+>>> with Client("127.0.0.1:50051") as c:
+...     proc = c.create_process("app")
+
+Each method sends one request and returns the response message; a refused request
+raises :class:`SvasimError` with the server's ``code``, ``reason`` and ``metadata``.
+Architectural outcomes (a #GP, a retry, a page-fault status) are results, not errors.
+"""
+
+from svasim_client._client import Client, SvasimError
+from svasim_client.descriptors import (
+    completion_record,
+    memfill_descriptor,
+    memmove_descriptor,
+    noop_descriptor,
+)
+
+__all__ = [
+    "Client",
+    "SvasimError",
+    "completion_record",
+    "memfill_descriptor",
+    "memmove_descriptor",
+    "noop_descriptor",
+]

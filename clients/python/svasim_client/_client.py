@@ -1,0 +1,221 @@
+"""The client: one channel, one stub per service, errors unpacked in one place."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from svasim.accel.v1 import accel_pb2, accel_pb2_grpc
+from svasim.cpu.v1 import cpu_pb2, cpu_pb2_grpc
+from svasim.iommu.v1 import iommu_pb2, iommu_pb2_grpc
+from svasim.services.rpc_errors import error_info
+from svasim.trace.v1 import trace_pb2, trace_pb2_grpc
+
+
+class SvasimError(Exception):
+    """A request the fabric refused, with the server's reason."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str]) -> None:
+        super().__init__(f"{code.name} {reason}: {message}" if reason else f"{code.name}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.metadata = metadata
+
+
+def _unpacked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except grpc.RpcError as e:
+            info = error_info(e)
+            raise SvasimError(
+                e.code(), info.reason if info else "", e.details() or "", dict(info.metadata) if info else {}
+            ) from None
+
+    return wrapper
+
+
+class Client:
+    """A connection to a svasim process (or to one service of a split fabric)."""
+
+    def __init__(self, address: str, *, timeout: float = 60.0, channel: grpc.Channel | None = None) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.channel = channel or grpc.insecure_channel(
+            address,
+            options=[("grpc.max_receive_message_length", 80 << 20), ("grpc.max_send_message_length", 80 << 20)],
+        )
+        self.cpu = cpu_pb2_grpc.CpuServiceStub(self.channel)
+        self.iommu = iommu_pb2_grpc.IommuServiceStub(self.channel)
+        self.accel = accel_pb2_grpc.AccelServiceStub(self.channel)
+        self.trace = trace_pb2_grpc.TraceServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self.channel.close()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until the channel is connected (raises grpc.FutureTimeoutError)."""
+        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+
+    @_unpacked
+    def check_health(self, service: str = "") -> str:
+        """The health status name of a service ("" = the whole server)."""
+        r = self.health.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
+
+    # -- cpu -----------------------------------------------------------------------------
+    @_unpacked
+    def fabric(self) -> cpu_pb2.GetFabricResponse:
+        """CPUs, policy and run id."""
+        return self.cpu.GetFabric(cpu_pb2.GetFabricRequest(), timeout=self.timeout)
+
+    @_unpacked
+    def create_process(self, name: str = "") -> cpu_pb2.Process:
+        """A new process (with its first thread)."""
+        return self.cpu.CreateProcess(cpu_pb2.CreateProcessRequest(name=name), timeout=self.timeout).process
+
+    @_unpacked
+    def get_process(self, pid: int) -> cpu_pb2.Process:
+        """One process."""
+        return self.cpu.GetProcess(cpu_pb2.GetProcessRequest(pid=pid), timeout=self.timeout).process
+
+    @_unpacked
+    def mmap(self, pid: int, length: int, *, writable: bool = True, populate: bool = False) -> int:
+        """Map anonymous memory; returns its address."""
+        r = self.cpu.Mmap(
+            cpu_pb2.MmapRequest(pid=pid, length=length, writable=writable, populate=populate), timeout=self.timeout
+        )
+        return r.address
+
+    @_unpacked
+    def munmap(self, pid: int, address: int, length: int) -> cpu_pb2.MunmapResponse:
+        """Unmap whole mappings."""
+        return self.cpu.Munmap(cpu_pb2.MunmapRequest(pid=pid, address=address, length=length), timeout=self.timeout)
+
+    @_unpacked
+    def write(self, pid: int, address: int, data: bytes) -> int:
+        """Write bytes into a process."""
+        return self.cpu.WriteMemory(
+            cpu_pb2.WriteMemoryRequest(pid=pid, address=address, data=data), timeout=self.timeout
+        ).written
+
+    @_unpacked
+    def read(self, pid: int, address: int, length: int) -> bytes:
+        """Read bytes from a process."""
+        return self.cpu.ReadMemory(
+            cpu_pb2.ReadMemoryRequest(pid=pid, address=address, length=length), timeout=self.timeout
+        ).data
+
+    @_unpacked
+    def open_wq(self, pid: int, device: str = "dsa0", wq_id: int = 0) -> cpu_pb2.OpenWorkQueueResponse:
+        """Open and map a work queue portal."""
+        return self.cpu.OpenWorkQueue(
+            cpu_pb2.OpenWorkQueueRequest(pid=pid, device=device, wq_id=wq_id), timeout=self.timeout
+        )
+
+    @_unpacked
+    def create_thread(self, pid: int) -> cpu_pb2.Thread:
+        """A new thread in a process."""
+        return self.cpu.CreateThread(cpu_pb2.CreateThreadRequest(pid=pid), timeout=self.timeout).thread
+
+    @_unpacked
+    def get_thread(self, tid: int) -> cpu_pb2.Thread:
+        """One thread."""
+        return self.cpu.GetThread(cpu_pb2.GetThreadRequest(tid=tid), timeout=self.timeout).thread
+
+    @_unpacked
+    def schedule(self, tid: int, cpu: int) -> cpu_pb2.ScheduleResponse:
+        """Run a thread on a CPU."""
+        return self.cpu.Schedule(cpu_pb2.ScheduleRequest(tid=tid, cpu=cpu), timeout=self.timeout)
+
+    @_unpacked
+    def enqcmd(self, tid: int, portal: int, descriptor: bytes) -> cpu_pb2.EnqcmdResponse:
+        """Execute ENQCMD with a 64-byte descriptor."""
+        return self.cpu.Enqcmd(
+            cpu_pb2.EnqcmdRequest(tid=tid, portal_address=portal, raw=descriptor), timeout=self.timeout
+        )
+
+    @_unpacked
+    def enqcmd_batch(self, items: list[tuple[int, int, bytes]]) -> list[cpu_pb2.EnqcmdResponse]:
+        """Execute many ENQCMDs, (tid, portal, descriptor) each, in one call."""
+        reqs = [cpu_pb2.EnqcmdRequest(tid=t, portal_address=p, raw=d) for t, p, d in items]
+        return list(self.cpu.EnqcmdBatch(cpu_pb2.EnqcmdBatchRequest(requests=reqs), timeout=self.timeout).responses)
+
+    @_unpacked
+    def wait_completion(self, tid: int, completion_addr: int) -> cpu_pb2.WaitCompletionResponse:
+        """Spin a thread on a completion record until the device writes it."""
+        return self.cpu.WaitCompletion(
+            cpu_pb2.WaitCompletionRequest(tid=tid, completion_addr=completion_addr), timeout=self.timeout
+        )
+
+    # -- iommu and accel --------------------------------------------------------------------
+    @_unpacked
+    def pasid_entry(self, device: str, pasid: int) -> iommu_pb2.PasidEntry:
+        """A device's PASID-table entry."""
+        return self.iommu.GetPasidEntry(
+            iommu_pb2.GetPasidEntryRequest(device=device, pasid=pasid), timeout=self.timeout
+        ).entry
+
+    @_unpacked
+    def iommu_state(self) -> iommu_pb2.GetIommuResponse:
+        """PASID allocations and IOMMU counters."""
+        return self.iommu.GetIommu(iommu_pb2.GetIommuRequest(), timeout=self.timeout)
+
+    @_unpacked
+    def devices(self) -> list[accel_pb2.Device]:
+        """Accelerator devices and their WQs."""
+        return list(self.accel.ListDevices(accel_pb2.ListDevicesRequest(), timeout=self.timeout).devices)
+
+    @_unpacked
+    def advance(self, device: str = "", until_cycles: int = 0) -> accel_pb2.AdvanceResponse:
+        """Run the device engines (until idle by default)."""
+        return self.accel.Advance(
+            accel_pb2.AdvanceRequest(device=device, until_cycles=until_cycles), timeout=self.timeout
+        )
+
+    # -- trace --------------------------------------------------------------------------------
+    @_unpacked
+    def runs(self) -> list[trace_pb2.Run]:
+        """Recorded runs."""
+        return list(self.trace.ListRuns(trace_pb2.ListRunsRequest(), timeout=self.timeout).runs)
+
+    @_unpacked
+    def flush(self) -> int:
+        """Wait until everything recorded so far is committed."""
+        return self.trace.Flush(trace_pb2.FlushRequest(), timeout=self.timeout).committed
+
+    @_unpacked
+    def events(self, run: str, **filters: Any) -> list[trace_pb2.Event]:
+        """All events of a run matching the filters, following page tokens."""
+        out: list[trace_pb2.Event] = []
+        token = ""
+        while True:
+            r = self.trace.ListEvents(
+                trace_pb2.ListEventsRequest(run=run, page_token=token, page_size=1000, **filters),
+                timeout=self.timeout,
+            )
+            out.extend(r.events)
+            token = r.next_page_token
+            if not token:
+                return out
+
+    @_unpacked
+    def state(self, run: str, at_seq: int = 0, entity_prefix: str = "") -> trace_pb2.GetStateResponse:
+        """The fabric state after an event."""
+        return self.trace.GetState(
+            trace_pb2.GetStateRequest(run=run, at_seq=at_seq, entity_prefix=entity_prefix), timeout=self.timeout
+        )

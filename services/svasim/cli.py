@@ -1,0 +1,331 @@
+"""The ``svasim`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from svasim import __version__
+from svasim.config import ALL_SERVICES, DEFAULT_DB, FabricConfig, parse_services
+
+app = typer.Typer(
+    help="svasim: a simulator of SVA (ENQCMD, IA32_PASID, VT-d PASID tables, DSA).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+trace_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
+app.add_typer(db_app, name="db")
+console = Console()
+
+DbOpt = Annotated[str, typer.Option("--db", envvar="SVASIM_DB", help="SQLAlchemy URL of the store.")]
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _config(**overrides: object) -> FabricConfig:
+    cfg = FabricConfig.from_env()
+    for k, v in overrides.items():
+        if v is not None:
+            setattr(cfg, k, v)
+    return cfg
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+def _serve(cfg: FabricConfig) -> None:
+    from svasim.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    def ready(fab: object) -> None:
+        console.print(
+            f"svasim {__version__}: {','.join(cfg.services)} on [bold]{fab.address}[/bold], "  # type: ignore[attr-defined]
+            f"run {fab.run_id}, store {cfg.db}"  # type: ignore[attr-defined]
+        )
+
+    try:
+        serve(cfg, ready=ready)
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+
+
+@app.command()
+def up(
+    port: Annotated[int | None, typer.Option(help="Port (env SVASIM_PORT, default 50051; 0 = any).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (env SVASIM_HOST).")] = None,
+    db: Annotated[str | None, typer.Option(help="Store URL (env SVASIM_DB).")] = None,
+    run: Annotated[str | None, typer.Option(help="Run name to record into (env SVASIM_RUN).")] = None,
+    policy: Annotated[str | None, typer.Option(help="PASID policy (env SVASIM_POLICY).")] = None,
+    cpus: Annotated[int | None, typer.Option(help="Logical CPUs (env SVASIM_CPUS).")] = None,
+    durability: Annotated[str | None, typer.Option(help="commit or batch (env SVASIM_DURABILITY).")] = None,
+) -> None:
+    """Start the whole fabric (cpu, iommu, accel, trace) in one process and keep serving."""
+    _serve(
+        _config(
+            services=ALL_SERVICES, port=port, host=host, db=db, run=run, policy=policy, cpus=cpus, durability=durability
+        )
+    )
+
+
+@app.command()
+def serve(
+    services: Annotated[
+        str, typer.Option(help="Comma-separated subset of cpu,iommu,accel,trace, or all.", envvar="SVASIM_SERVICES")
+    ] = "all",
+    port: Annotated[int | None, typer.Option(help="Port (env SVASIM_PORT).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (env SVASIM_HOST).")] = None,
+    db: Annotated[str | None, typer.Option(help="Store URL (env SVASIM_DB).")] = None,
+    run: Annotated[
+        str | None, typer.Option(help="Run name (env SVASIM_RUN); processes of one fabric share it.")
+    ] = None,
+    policy: Annotated[str | None, typer.Option(help="PASID policy (env SVASIM_POLICY).")] = None,
+    cpus: Annotated[int | None, typer.Option(help="Logical CPUs (env SVASIM_CPUS).")] = None,
+    durability: Annotated[str | None, typer.Option(help="commit or batch (env SVASIM_DURABILITY).")] = None,
+    cpu_addr: Annotated[str | None, typer.Option(help="cpu service address (env SVASIM_CPU_ADDR).")] = None,
+    iommu_addr: Annotated[str | None, typer.Option(help="iommu service address (env SVASIM_IOMMU_ADDR).")] = None,
+    accel_addr: Annotated[str | None, typer.Option(help="accel service address (env SVASIM_ACCEL_ADDR).")] = None,
+) -> None:
+    """Start some of the services; the others are reached at their addresses."""
+    try:
+        svcs = parse_services(services)
+    except ValueError as e:
+        _fail(str(e))
+    cfg = _config(services=svcs, port=port, host=host, db=db, run=run, policy=policy, cpus=cpus, durability=durability)
+    for name, addr in (("cpu", cpu_addr), ("iommu", iommu_addr), ("accel", accel_addr)):
+        if addr:
+            cfg.peers[name] = addr
+    _serve(cfg)
+
+
+@app.command()
+def demo(
+    db: Annotated[str, typer.Option(help="Store URL.", envvar="SVASIM_DB")] = DEFAULT_DB,
+    threads: Annotated[int, typer.Option(min=1, max=16, help="Threads of the app process.")] = 3,
+    per_thread: Annotated[int, typer.Option(min=1, max=1000, help="Descriptors each thread submits.")] = 4,
+    size: Annotated[int, typer.Option(min=1, max=2 << 20, help="Bytes per MEMMOVE.")] = 64 * 1024,
+    burst: Annotated[int, typer.Option(min=0, max=1000, help="Descriptors in the burst that fills the WQ.")] = 40,
+) -> None:
+    """Start the whole fabric on a free port, drive the ENQCMD workload through gRPC, report, stop."""
+    from svasim.server import create_server
+    from svasim.workload import run_workload
+    from svasim_client import Client
+
+    cfg = _config(services=ALL_SERVICES, port=0, db=db, run="")
+    try:
+        fab = create_server(cfg)
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+    try:
+        with Client(fab.address) as client:
+            client.wait_ready()
+            res = run_workload(client, threads=threads, per_thread=per_thread, size=size, burst=burst)
+    finally:
+        fab.stop()
+    t = Table(title=f"svasim demo: fabric on {fab.address}, {cfg.cpus} CPUs, policy {cfg.policy}")
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    rows = [
+        ("ENQCMD submissions", res.submissions),
+        ("  accepted (ZF=0)", res.outcomes.get("accepted", 0)),
+        ("  retry (ZF=1, WQ at threshold)", res.outcomes.get("retry", 0)),
+        ("  SIGSEGV (real #GP: no PASID)", res.outcomes.get("sigsegv", 0)),
+        ("#GP faults taken", res.gp_faults),
+        ("#GP fixups that loaded IA32_PASID", res.fixups),
+        ("IA32_PASID WRMSRs (store)", res.kinds.get("msr.pasid.write", 0)),
+        ("IA32_PASID restored by XRSTORS (store)", res.kinds.get("xstate.restore.pasid", 0)),
+        ("descriptors completed (store)", res.kinds.get("desc.complete", 0)),
+        ("bytes moved by the device", res.bytes_moved),
+        ("bytes verified in destination buffers", res.bytes_verified),
+        ("mismatched buffers", res.mismatches),
+    ]
+    for name, n in rows:
+        t.add_row(name, str(n))
+    console.print(t)
+    statuses = ", ".join(f"{k} x{v}" for k, v in sorted(res.statuses.items()))
+    console.print(f"completion records: {statuses}")
+    console.print(f"process PASID: {res.pasid}")
+    console.print(
+        f"run [bold]{res.run_id}[/bold] in {db}: {res.events} events (svasim trace show {res.run_id} --db {db})"
+    )
+    if not res.ok():
+        console.print("[red]the workload did not behave as expected[/red]")
+        raise typer.Exit(1)
+    console.print("[green]ok[/green]")
+
+
+# -- trace ------------------------------------------------------------------------------------
+def _store(db: str):  # type: ignore[no-untyped-def]
+    from svasim.store import Store
+
+    try:
+        return Store.open(db)
+    except Exception as e:  # noqa: BLE001 - any connection failure is the user's to fix
+        _fail(f"cannot open store {db}: {e}")
+
+
+def _run(store, ref: str):  # type: ignore[no-untyped-def]
+    try:
+        return store.get_run(ref)
+    except KeyError:
+        _fail(f"no run {ref!r} in the store (svasim trace runs lists them)")
+
+
+@trace_app.command("runs")
+def trace_runs(db: DbOpt = DEFAULT_DB) -> None:
+    """List recorded runs."""
+    store = _store(db)
+    t = Table()
+    for col in ("id", "name", "created", "policy", "events"):
+        t.add_column(col)
+    for r in store.list_runs():
+        t.add_row(r.id, r.name, r.created_at.strftime("%Y-%m-%d %H:%M:%S"), r.policy, str(r.event_count))
+    console.print(t)
+
+
+def _hexify(v: object) -> object:
+    # Addresses read better in hex; small numbers stay decimal.
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v >= 0x10000:
+        return hex(v)
+    if isinstance(v, dict):
+        return {k: _hexify(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_hexify(x) for x in v]
+    return v
+
+
+def _short(d: object) -> str:
+    """Compact JSON of a transition's fields, addresses in hex."""
+    return "-" if d is None else json.dumps(_hexify(d), sort_keys=True, separators=(",", ":"))
+
+
+@trace_app.command("show")
+def trace_show(
+    run: Annotated[str, typer.Argument(help="Run id or name.")],
+    db: DbOpt = DEFAULT_DB,
+    entity: Annotated[str | None, typer.Option(help="Only entities starting with this.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only kinds starting with this.")] = None,
+    service: Annotated[str | None, typer.Option(help="Only this service.")] = None,
+    from_seq: Annotated[int, typer.Option("--from", help="First seq.")] = 1,
+    to_seq: Annotated[int | None, typer.Option("--to", help="Last seq.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many events.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List a run's events in order."""
+    store = _store(db)
+    r = _run(store, run)
+    rows = store.events(
+        r.id,
+        after_seq=from_seq - 1,
+        until_seq=to_seq,
+        entity_prefix=entity,
+        kind_prefix=kind,
+        service=service,
+        limit=limit,
+    )
+    if as_json:
+        for e in rows:
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "seq": e.seq,
+                        "service": e.service,
+                        "entity": e.entity,
+                        "kind": e.kind,
+                        "before": e.before,
+                        "after": e.after,
+                        "cause": e.cause,
+                        "cycles": e.cycles,
+                        "detail": e.detail,
+                    },
+                    sort_keys=True,
+                )
+                + "\n"
+            )
+        return
+    console.print(f"run {r.id} ({r.name}): {len(rows)} events", highlight=False)
+    for e in rows:
+        after = e.after
+        if e.is_input and isinstance(after, dict):
+            after = {"method": after.get("method"), **after.get("request", {})}
+        cause = f"<-{e.cause}" if e.cause else ""
+        cycles = f" +{e.cycles}c" if e.cycles else ""
+        detail = f" {_short(e.detail)}" if e.detail else ""
+        console.print(
+            f"{e.seq:>7} {cause:>8} {e.service:<5} {e.entity:<24} {e.kind:<22} {_short(after)}{detail}{cycles}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@trace_app.command("state")
+def trace_state(
+    run: Annotated[str, typer.Argument(help="Run id or name.")],
+    at: Annotated[int | None, typer.Option("--at", help="State after this seq (default: the end).")] = None,
+    db: DbOpt = DEFAULT_DB,
+    entity: Annotated[str | None, typer.Option(help="Only entities starting with this.")] = None,
+) -> None:
+    """Print the fabric's state after an event."""
+    store = _store(db)
+    r = _run(store, run)
+    state = store.state_at(r.id, at)
+    console.print(f"run {r.id} ({r.name}) state after seq {at if at is not None else 'end'}", highlight=False)
+    for name, fields in state.items():
+        if entity and not name.startswith(entity):
+            continue
+        console.print(f"{name:<28} {_short(fields)}", highlight=False, soft_wrap=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOpt = DEFAULT_DB) -> None:
+    """Apply the Alembic migrations (creates the schema in a new database)."""
+    from svasim.store.migrate import current_revision, upgrade
+
+    upgrade(db)
+    console.print(f"{db} at revision {current_revision(db)}")
+
+
+@app.command()
+def health(
+    addr: Annotated[str, typer.Option(help="host:port of a svasim process.", envvar="SVASIM_ADDR")] = "127.0.0.1:50051",
+    service: Annotated[str, typer.Option(help="Service name; empty = the server.")] = "",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 5.0,
+) -> None:
+    """Check a server's health (exit 0 when SERVING); used by container health checks."""
+    from svasim_client import Client, SvasimError
+
+    try:
+        with Client(addr, timeout=timeout) as c:
+            status = c.check_health(service)
+    except SvasimError as e:
+        _fail(f"{addr}: {e}")
+    console.print(f"{addr} {service or '(server)'}: {status}")
+    if status != "SERVING":
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Entry point of the ``svasim`` command."""
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Errors the model raises for requests that cannot be carried out.
+
+An architectural fault (#GP, a retry, a page-fault status in a completion record) is a
+*result* and never one of these. These are for requests a person must correct: an
+unknown process, a descriptor that is not 64 bytes, a thread that is not running. The
+service layer turns each into a gRPC status with ``google.rpc.ErrorInfo`` carrying
+``reason`` and ``metadata``. A model operation raises before it changes anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: ErrorInfo domain of every svasim error.
+DOMAIN = "svasim.dev"
+
+
+class SimError(Exception):
+    """A request the fabric refuses; ``code`` is a canonical gRPC code name."""
+
+    code = "FAILED_PRECONDITION"
+
+    def __init__(self, reason: str, message: str, **metadata: Any) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.metadata = {k: str(v) for k, v in metadata.items()}
+
+
+class NotFound(SimError):
+    """The named entity does not exist."""
+
+    code = "NOT_FOUND"
+
+
+class InvalidArgument(SimError):
+    """The request is malformed whatever the state of the fabric."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class FailedPrecondition(SimError):
+    """The fabric is not in a state where the request makes sense."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class OutOfRange(SimError):
+    """An address or size lies outside what exists."""
+
+    code = "OUT_OF_RANGE"
+
+
+class ResourceExhausted(SimError):
+    """A finite resource (PASIDs, memory) has run out."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
+class AlreadyExists(SimError):
+    """The entity to create exists already."""
+
+    code = "ALREADY_EXISTS"

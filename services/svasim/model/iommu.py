@@ -1,0 +1,280 @@
+"""VT-d in scalable mode, for SVA: PASID allocation, PASID tables, translation, IOTLB.
+
+Names follow drivers/iommu/intel and drivers/iommu/iommu-sva.c. One PASID per mm,
+shared by every device the mm binds (iommu_sva_bind_device); the PASID lives until the
+mm is dropped, not until the last unbind. Each device has a PASID directory indexed by
+``pasid >> 6`` whose entries point at 64-entry PASID tables indexed by ``pasid & 0x3f``
+(tables allocated lazily, as the driver does).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from svasim.model.costs import CostTable
+from svasim.model.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange
+from svasim.model.journal import Journal
+from svasim.model.memory import PAGE_SHIFT, PAGE_SIZE
+from svasim.model.ports import (
+    FAULT_NOT_PRESENT,
+    FAULT_PASID_NOT_PRESENT,
+    FAULT_PASID_OUT_OF_RANGE,
+    FAULT_PROTECTION,
+    BindResult,
+    HostPort,
+    TranslateResult,
+    Translation,
+)
+
+#: IOMMU_NO_PASID: DMA without a PASID uses PASID 0, which is never allocated.
+IOMMU_NO_PASID = 0
+#: IOMMU_FIRST_GLOBAL_PASID.
+IOMMU_FIRST_GLOBAL_PASID = 1
+#: PASID_MAX: 20-bit PASIDs.
+PASID_MAX = 0x100000
+#: PGTT values of a PASID entry.
+PASID_ENTRY_PGTT_FL_ONLY = 1
+PASID_ENTRY_PGTT_SL_ONLY = 2
+PASID_ENTRY_PGTT_NESTED = 3
+PASID_ENTRY_PGTT_PT = 4
+#: Entries per PASID table (one 4 KiB page of 64-byte entries).
+PASID_TABLE_ENTRIES = 64
+
+
+@dataclass(slots=True)
+class PasidEntry:
+    """The fields of a scalable-mode PASID-table entry that matter for SVA."""
+
+    present: bool
+    pgtt: int
+    flptr: int  # first-level page-table pointer: the mm's pgd
+    mm: int
+
+    def raw(self) -> bytes:
+        """The 64-byte entry: P at bit 0, PGTT at 8:6, FLPTR at 191:140 (4 KiB aligned)."""
+        qw0 = (1 if self.present else 0) | (self.pgtt & 0x7) << 6
+        # Bits 191:140 hold FLPTR[63:12]: bit 140 is bit 12 of qword 2.
+        qw2 = self.flptr & ~0xFFF
+        return struct.pack("<8Q", qw0, 0, qw2, 0, 0, 0, 0, 0)
+
+
+@dataclass(slots=True)
+class IommuDevice:
+    """A device behind the IOMMU, with its PASID directory."""
+
+    name: str
+    max_pasids: int
+    # pasid_dir[pasid >> 6][pasid & 0x3f]: tables created on first use.
+    pasid_dir: dict[int, dict[int, PasidEntry]] = field(default_factory=dict)
+
+    def entry(self, pasid: int) -> PasidEntry | None:
+        """The PASID entry, if its table exists and the entry is set."""
+        table = self.pasid_dir.get(pasid >> 6)
+        return None if table is None else table.get(pasid & 0x3F)
+
+
+class Iommu:
+    """The IOMMU's state and operations."""
+
+    def __init__(self, host: HostPort, costs: CostTable | None = None) -> None:
+        self.host = host
+        self.costs = costs or CostTable()
+        self.devices: dict[str, IommuDevice] = {}
+        self.mm_pasid: dict[int, int] = {}
+        self.pasid_mm: dict[int, int] = {}
+        self.mm_pgd: dict[int, int] = {}
+        # IOTLB: (pasid, vpn) -> (pfn, writable). Tagged by PASID alone: each SVA mm has
+        # one domain, so the domain id adds nothing here.
+        self.iotlb: dict[tuple[int, int], tuple[int, bool]] = {}
+        self.stats = {"translations": 0, "iotlb_hits": 0, "iotlb_misses": 0, "invalidations": 0}
+
+    # -- PASID allocation (the IDA over [1, PASID_MAX - 1]) --------------------------------
+    def _alloc_pasid(self, limit: int) -> int:
+        # Lowest free id, like ida_alloc_range: deterministic, and reuse is visible.
+        pasid = IOMMU_FIRST_GLOBAL_PASID
+        while pasid in self.pasid_mm:
+            pasid += 1
+        if pasid >= limit:
+            raise OutOfRange(
+                "PASID_SPACE_EXHAUSTED",
+                f"no free PASID below {limit:#x}",
+                limit=limit,
+            )
+        return pasid
+
+    def bind(self, journal: Journal, device: str, mm: int, pgd: int, max_pasids: int) -> BindResult:
+        """iommu_sva_bind_device: allocate the mm's PASID if needed and set the entry."""
+        if max_pasids <= 0:
+            raise FailedPrecondition(
+                "DEVICE_NO_PASID", f"device {device} has no PASID support (max_pasids 0)", device=device
+            )
+        if max_pasids > PASID_MAX:
+            raise InvalidArgument(
+                "MAX_PASIDS_TOO_LARGE",
+                f"max_pasids {max_pasids} exceeds the 20-bit PASID space",
+                max_pasids=max_pasids,
+            )
+        if pgd == 0 or pgd & (PAGE_SIZE - 1):
+            raise InvalidArgument("BAD_PGD", f"pgd {pgd:#x} is not a page-aligned table address")
+        dev = self.devices.get(device)
+        if dev is not None and dev.max_pasids != max_pasids:
+            raise FailedPrecondition(
+                "DEVICE_MAX_PASIDS_CHANGED",
+                f"device {device} was first bound with max_pasids {dev.max_pasids}, not {max_pasids}",
+            )
+        pasid = self.mm_pasid.get(mm)
+        allocated = pasid is None
+        if pasid is None:
+            pasid = self._alloc_pasid(max_pasids)
+        elif pasid >= max_pasids:
+            # -EOVERFLOW in iommu_sva_bind_device: the mm's PASID does not fit this device.
+            raise OutOfRange(
+                "PASID_EXCEEDS_DEVICE",
+                f"mm {mm} has PASID {pasid}, beyond device {device}'s max_pasids {max_pasids}",
+                pasid=pasid,
+                device=device,
+            )
+        if dev is None:
+            dev = self.devices[device] = IommuDevice(device, max_pasids)
+        existing = dev.entry(pasid)
+        if existing is not None and existing.present:
+            # Binding the same mm again is fine (the SVA handle is refcounted).
+            return BindResult(pasid, False)
+        if allocated:
+            self.mm_pasid[mm] = pasid
+            self.pasid_mm[pasid] = mm
+            self.mm_pgd[mm] = pgd
+            journal.emit(f"pasid/{pasid}", "pasid.alloc", None, {"mm": mm, "state": "allocated"})
+        entry = PasidEntry(True, PASID_ENTRY_PGTT_FL_ONLY, pgd, mm)
+        dev.pasid_dir.setdefault(pasid >> 6, {})[pasid & 0x3F] = entry
+        journal.emit(
+            f"pasid_entry/{device}/{pasid}",
+            "pasid_entry.set",
+            None,
+            {"present": True, "pgtt": entry.pgtt, "flptr": pgd, "mm": mm},
+        )
+        return BindResult(pasid, allocated)
+
+    def unbind(self, journal: Journal, device: str, mm: int) -> int:
+        """iommu_sva_unbind_device: clear the entry; the PASID stays with the mm."""
+        pasid = self.mm_pasid.get(mm)
+        dev = self.devices.get(device)
+        entry = dev.entry(pasid) if dev is not None and pasid is not None else None
+        if pasid is None or dev is None or entry is None:
+            raise FailedPrecondition("NOT_BOUND", f"mm {mm} is not bound to device {device}", mm=mm, device=device)
+        del dev.pasid_dir[pasid >> 6][pasid & 0x3F]
+        journal.emit(f"pasid_entry/{device}/{pasid}", "pasid_entry.clear", {"present": True}, None)
+        self._drop_iotlb(pasid, 0, 0)
+        return pasid
+
+    def free_mm(self, journal: Journal, mm: int) -> int | None:
+        """mm_pasid_drop at __mmdrop: clear every device entry and free the PASID."""
+        pasid = self.mm_pasid.pop(mm, None)
+        if pasid is None:
+            return None
+        for name, dev in self.devices.items():
+            if dev.entry(pasid) is not None:
+                del dev.pasid_dir[pasid >> 6][pasid & 0x3F]
+                journal.emit(f"pasid_entry/{name}/{pasid}", "pasid_entry.clear", {"present": True}, None)
+        self._drop_iotlb(pasid, 0, 0)
+        del self.pasid_mm[pasid]
+        self.mm_pgd.pop(mm, None)
+        journal.emit(f"pasid/{pasid}", "pasid.free", {"mm": mm, "state": "allocated"}, None)
+        return pasid
+
+    def pasid_entry(self, device: str, pasid: int) -> PasidEntry:
+        """The entry for inspection; NotFound when the device or entry does not exist."""
+        dev = self.devices.get(device)
+        if dev is None:
+            raise NotFound("UNKNOWN_DEVICE", f"device {device} has never been bound", device=device)
+        entry = dev.entry(pasid)
+        if entry is None:
+            raise NotFound(
+                "PASID_ENTRY_NOT_PRESENT",
+                f"device {device} has no entry for PASID {pasid}",
+                device=device,
+                pasid=pasid,
+            )
+        return entry
+
+    # -- translation -----------------------------------------------------------------------
+    def translate(
+        self, journal: Journal, device: str, pasid: int, address: int, length: int, write: bool
+    ) -> TranslateResult:
+        """Translate a range for a PASID-tagged request, up to the first fault."""
+        if length < 0 or address < 0:
+            raise InvalidArgument("BAD_RANGE", f"bad range {address:#x}+{length}")
+        self.stats["translations"] += 1
+        dev = self.devices.get(device)
+        if dev is None or pasid >= dev.max_pasids:
+            return TranslateResult(fault=FAULT_PASID_OUT_OF_RANGE, fault_address=address)
+        entry = dev.entry(pasid)
+        if entry is None or not entry.present:
+            # An unbound or freed PASID reaches nothing.
+            return TranslateResult(fault=FAULT_PASID_NOT_PRESENT, fault_address=address)
+        result = TranslateResult()
+        va = address
+        end = address + length
+        while va < end:
+            vpn = va >> PAGE_SHIFT
+            hit = self.iotlb.get((pasid, vpn))
+            if hit is None:
+                result.iotlb_misses += 1
+                walked = self.host.walk(entry.flptr, va, end - va, write)
+                for ext in walked.extents:
+                    for i in range(0, ((ext.address + ext.length - 1) >> PAGE_SHIFT) - (ext.address >> PAGE_SHIFT) + 1):
+                        self.iotlb[(pasid, (ext.address >> PAGE_SHIFT) + i)] = (
+                            (ext.physical >> PAGE_SHIFT) + i,
+                            ext.writable,
+                        )
+                if not walked.extents:
+                    result.fault = FAULT_PROTECTION if walked.protection else FAULT_NOT_PRESENT
+                    result.fault_address = walked.fault_address
+                    break
+                hit = self.iotlb[(pasid, vpn)]
+            else:
+                result.iotlb_hits += 1
+            pfn, writable = hit
+            if write and not writable:
+                result.fault = FAULT_PROTECTION
+                result.fault_address = va
+                break
+            n = min(PAGE_SIZE - (va & (PAGE_SIZE - 1)), end - va)
+            pa = (pfn << PAGE_SHIFT) | (va & (PAGE_SIZE - 1))
+            last = result.translations[-1] if result.translations else None
+            if last is not None and last.physical + last.length == pa:
+                last.length += n
+            else:
+                result.translations.append(Translation(va, pa, n))
+            va += n
+        self.stats["iotlb_hits"] += result.iotlb_hits
+        self.stats["iotlb_misses"] += result.iotlb_misses
+        return result
+
+    def _drop_iotlb(self, pasid: int, address: int, length: int) -> int:
+        if length == 0:
+            keys = [k for k in self.iotlb if k[0] == pasid]
+        else:
+            first = address >> PAGE_SHIFT
+            last = (address + length - 1) >> PAGE_SHIFT
+            keys = [(pasid, vpn) for vpn in range(first, last + 1) if (pasid, vpn) in self.iotlb]
+        for k in keys:
+            del self.iotlb[k]
+        return len(keys)
+
+    def invalidate(self, journal: Journal, pasid: int, address: int, length: int) -> int:
+        """PASID-based IOTLB invalidation (descriptor type 6): a range, or all of a PASID."""
+        if not 0 <= pasid < PASID_MAX:
+            raise InvalidArgument("BAD_PASID", f"PASID {pasid} is not a 20-bit value", pasid=pasid)
+        dropped = self._drop_iotlb(pasid, address, length)
+        self.stats["invalidations"] += 1
+        journal.emit(
+            f"iotlb/{pasid}",
+            "iotlb.invalidate",
+            None,
+            None,
+            cycles=self.costs.iotlb_invalidate,
+            detail={"address": address, "length": length, "dropped": dropped},
+        )
+        return dropped

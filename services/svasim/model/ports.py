@@ -1,0 +1,140 @@
+"""The interfaces through which one part of the fabric reaches another.
+
+The model calls its peers only through these. ``svasim.wiring`` provides two
+implementations of each: a direct in-process call and a gRPC stub. Every method that
+can change a peer's state takes the caller's :class:`Journal`, so the peer's
+transitions are caused by the caller's last one and the caller continues from the
+peer's last one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from svasim.model.journal import Journal
+from svasim.model.memory import WalkResult
+
+# Store kinds, as the accelerator sees an incoming 64-byte store.
+STORE_ENQCMD = "enqcmd"
+STORE_ENQCMDS = "enqcmds"
+STORE_MOVDIR64B = "movdir64b"
+
+# Fault reasons of a translation.
+FAULT_NONE = ""
+FAULT_NOT_PRESENT = "not_present"
+FAULT_PROTECTION = "protection"
+FAULT_PASID_NOT_PRESENT = "pasid_not_present"
+FAULT_PASID_OUT_OF_RANGE = "pasid_out_of_range"
+
+
+@dataclass(slots=True)
+class OpenResult:
+    """What opening a work queue gives the host."""
+
+    pasid: int
+    pasid_allocated: bool
+    portal_offset: int
+    shared: bool
+
+
+@dataclass(slots=True)
+class SubmitResult:
+    """The device's answer to an enqueue store."""
+
+    accepted: bool
+    retry_reason: str = ""
+    occupancy: int = 0
+
+
+@dataclass(slots=True)
+class AdvanceResult:
+    """How far the devices ran."""
+
+    executed: int
+    cycles: int
+
+
+@dataclass(slots=True)
+class BindResult:
+    """The PASID an mm got from a bind."""
+
+    pasid: int
+    allocated: bool
+
+
+@dataclass(slots=True)
+class Translation:
+    """A translated run of contiguous addresses."""
+
+    address: int
+    physical: int
+    length: int
+
+
+@dataclass(slots=True)
+class TranslateResult:
+    """Translations up to the first fault, and why translation stopped."""
+
+    translations: list[Translation] = field(default_factory=list)
+    fault: str = FAULT_NONE
+    fault_address: int = 0
+    iotlb_hits: int = 0
+    iotlb_misses: int = 0
+
+    @property
+    def covered(self) -> int:
+        """Bytes translated from the first address on."""
+        return sum(t.length for t in self.translations)
+
+
+class AccelPort(Protocol):
+    """The accelerator service, as the host sees it."""
+
+    def open_wq(self, journal: Journal, device: str, wq_id: int, mm: int, pgd: int) -> OpenResult:
+        """The idxd character device's open: bind the mm and return the portal."""
+        ...
+
+    def submit(
+        self, journal: Journal, device: str, portal_offset: int, command: bytes, kind: str, cycles: int
+    ) -> SubmitResult:
+        """An enqueue (or posted) 64-byte store at a portal."""
+        ...
+
+    def advance(self, journal: Journal, device: str, until_cycles: int) -> AdvanceResult:
+        """Run the engines up to a cycle (0: until idle)."""
+        ...
+
+
+class IommuPort(Protocol):
+    """The IOMMU, as devices and the host see it."""
+
+    def bind(self, journal: Journal, device: str, mm: int, pgd: int, max_pasids: int) -> BindResult:
+        """iommu_sva_bind_device."""
+        ...
+
+    def translate(
+        self, journal: Journal, device: str, pasid: int, address: int, length: int, write: bool
+    ) -> TranslateResult:
+        """A PASID-tagged DMA translation of a range."""
+        ...
+
+    def invalidate(self, journal: Journal, pasid: int, address: int, length: int) -> int:
+        """PASID-based IOTLB invalidation; returns the entries dropped."""
+        ...
+
+
+class HostPort(Protocol):
+    """Host memory, as the IOMMU and devices reach it."""
+
+    def walk(self, pgd: int, address: int, length: int, write: bool) -> WalkResult:
+        """Walk the first-level page table rooted at ``pgd``."""
+        ...
+
+    def dma_read(self, physical: int, length: int) -> bytes:
+        """Read physical memory."""
+        ...
+
+    def dma_write(self, journal: Journal, physical: int, data: bytes) -> None:
+        """Write physical memory."""
+        ...

@@ -1,0 +1,111 @@
+"""SQLAlchemy models of the store: ``runs`` and their append-only ``events``.
+
+The tables are declared here for queries and for Alembic's autogenerate comparison; they are
+created in a database only by the migrations in ``svasim_migrations`` (``alembic upgrade
+head``), never by ``metadata.create_all``, so that a database always carries the revision
+it was built to.
+
+The write path uses the Core tables (:data:`runs`, :data:`events`) rather than ORM objects:
+a batch of thousands of transitions is one ``executemany``, with no identity map to fill.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+#: Constraint names are part of the schema that migrations must reproduce; a convention
+#: makes them deterministic instead of backend-generated, so later migrations can refer
+#: to (and drop) them by name on both SQLite and PostgreSQL.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def json_type() -> TypeEngine[Any]:
+    """JSON on SQLite, JSONB on PostgreSQL (indexable, compact, key order normalised).
+
+    ``none_as_null`` stores Python ``None`` as SQL NULL rather than the JSON ``null``
+    literal, so "no before/after" can be queried with ``IS NULL``.
+    """
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the store's models (one :class:`MetaData` for Alembic)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Run(Base):
+    """One simulation run: its configuration and the counter that orders its events."""
+
+    __tablename__ = "runs"
+
+    #: 12 lowercase hex characters from a uuid4 (short enough to type, 48 random bits).
+    id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    #: The fabric configuration the run was started with.
+    config: Mapped[dict[str, Any]] = mapped_column(json_type(), nullable=False)
+    policy: Mapped[str] = mapped_column(String, nullable=False)
+    seed: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    version: Mapped[str] = mapped_column(String, nullable=False)
+    #: The run this one replays (what-if replays); kept when the parent is deleted.
+    parent_run_id: Mapped[str | None] = mapped_column(
+        String(12), ForeignKey("runs.id", ondelete="SET NULL"), nullable=True
+    )
+    #: The next global sequence number to hand out. Reserved inside the transaction that
+    #: inserts the events (``UPDATE ... RETURNING``), which is what keeps ``seq`` gap-free.
+    next_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("1"))
+
+
+class Event(Base):
+    """One recorded transition (or client input) of a run, at its global ``seq``."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        # The filters that ``Store.events`` offers besides the seq range (which the
+        # primary key serves).
+        Index("ix_events_run_id_entity", "run_id", "entity"),
+        Index("ix_events_run_id_kind", "run_id", "kind"),
+    )
+
+    run_id: Mapped[str] = mapped_column(String(12), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    service: Mapped[str] = mapped_column(String, nullable=False)
+    entity: Mapped[str] = mapped_column(String, nullable=False)
+    kind: Mapped[str] = mapped_column(String, nullable=False)
+    before: Mapped[dict[str, Any] | None] = mapped_column(json_type(), nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(json_type(), nullable=True)
+    #: The seq of the transition or input that led to this one.
+    cause: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cycles: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Event facts that are not entity state (a #GP's reason, a retry's cause): shown by
+    # trace tools, never folded into state.
+    detail: Mapped[dict[str, Any] | None] = mapped_column(json_type(), nullable=True)
+
+
+metadata: MetaData = Base.metadata
+#: Core tables, for the batched write path and the read queries.
+runs: Table = Run.__table__  # type: ignore[assignment]
+events: Table = Event.__table__  # type: ignore[assignment]

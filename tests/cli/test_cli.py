@@ -1,0 +1,186 @@
+"""The ``svasim`` command, run as a user runs it: real processes, real ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+
+from svasim.workload import run_workload
+from svasim_client import Client
+
+from ..services.fabric_fixtures import free_port
+
+SVASIM = [sys.executable, "-m", "svasim.cli"]
+
+
+def svasim(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SVASIM, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    db = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'svasim.db'}"
+    r = svasim("demo", "--db", db)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_id = re.search(r"run ([0-9a-f]{12}) in", r.stdout).group(1)
+    return db, run_id, r.stdout
+
+
+def test_demo_runs_the_workload_and_reports_what_happened(demo_run):
+    _, _, out = demo_run
+    assert "ok" in out.splitlines()[-1]
+    for line in (
+        "ENQCMD submissions",
+        "#GP faults taken",
+        "IA32_PASID WRMSRs",
+        "bytes moved by the device",
+        "retry (ZF=1",
+    ):
+        assert line in out
+    assert re.search(r"mismatched buffers\s+.\s+0", out)
+    assert "SUCCESS x" in out
+
+
+def test_trace_show_lists_events_with_filters(demo_run):
+    db, run_id, _ = demo_run
+    r = svasim("trace", "show", run_id, "--db", db, "--kind", "trap.gp")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if "trap.gp" in ln]
+    assert len(lines) == 4  # three fixed-up threads and the rogue process
+    r = svasim("trace", "show", run_id, "--db", db, "--kind", "input", "--limit", "3", "--json")
+    rows = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert [row["after"]["method"] for row in rows] == ["cpu.CreateProcess", "cpu.Mmap", "cpu.Mmap"]
+    assert [row["seq"] for row in rows] == sorted(row["seq"] for row in rows)
+
+
+def test_trace_state_time_travels(demo_run):
+    db, run_id, _ = demo_run
+    r = svasim("trace", "show", run_id, "--db", db, "--kind", "msr.pasid.write", "--json", "--limit", "1")
+    fix = json.loads(r.stdout.splitlines()[0])
+    cpu = fix["entity"]
+    after = svasim("trace", "state", run_id, "--db", db, "--at", str(fix["seq"]), "--entity", cpu)
+    before = svasim("trace", "state", run_id, "--db", db, "--at", str(fix["seq"] - 1), "--entity", cpu)
+    assert '"ia32_pasid":"0x80000001"' in after.stdout
+    assert '"ia32_pasid":"0x80000001"' not in before.stdout
+
+
+def test_trace_runs_lists_the_run(demo_run):
+    db, run_id, _ = demo_run
+    r = svasim("trace", "runs", "--db", db)
+    assert r.returncode == 0 and run_id in r.stdout
+
+
+def test_unknown_run_is_a_clear_error(demo_run):
+    db, _, _ = demo_run
+    r = svasim("trace", "show", "nosuchrun", "--db", db)
+    assert r.returncode == 2 and "no run 'nosuchrun'" in r.stdout
+
+
+def test_serve_without_peers_says_which_are_missing(tmp_path):
+    r = svasim(
+        "serve",
+        "--services",
+        "cpu",
+        "--port",
+        "0",
+        "--db",
+        f"sqlite:///{tmp_path / 'x.db'}",
+        env={"SVASIM_ACCEL_ADDR": "", "SVASIM_IOMMU_ADDR": ""},
+    )
+    assert r.returncode == 2
+    assert "accel" in r.stdout and "iommu" in r.stdout
+
+
+def test_serve_rejects_unknown_service_names(tmp_path):
+    r = svasim("serve", "--services", "cpu,gpu", "--db", f"sqlite:///{tmp_path / 'x.db'}")
+    assert r.returncode == 2 and "gpu" in r.stdout
+
+
+def _wait_ready(addr: str, proc: subprocess.Popen) -> None:
+    ch = grpc.insecure_channel(addr)
+    try:
+        grpc.channel_ready_future(ch).result(timeout=30)
+    except grpc.FutureTimeoutError:
+        proc.kill()
+        raise AssertionError(proc.communicate()[1]) from None
+    finally:
+        ch.close()
+
+
+def split_fabric(db: str, run: str):
+    ports = {n: free_port() for n in ("cpu", "iommu", "accel")}
+    env = {f"SVASIM_{n.upper()}_ADDR": f"127.0.0.1:{p}" for n, p in ports.items()}
+    procs = {}
+    for name, services in (("iommu", "iommu"), ("accel", "accel"), ("cpu", "cpu,trace")):
+        procs[name] = subprocess.Popen(
+            [*SVASIM, "serve", "--services", services, "--port", str(ports[name]), "--db", db, "--run", run],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for name, p in procs.items():
+        _wait_ready(f"127.0.0.1:{ports[name]}", p)
+    return ports, procs
+
+
+def test_split_fabric_in_separate_processes_runs_the_workload_and_stops_on_sigterm(tmp_path):
+    db = f"sqlite:///{tmp_path / 'split.db'}"
+    ports, procs = split_fabric(db, "split")
+    try:
+        with Client(f"127.0.0.1:{ports['cpu']}") as c:
+            assert c.check_health("svasim.cpu.v1.CpuService") == "SERVING"
+            res = run_workload(c, threads=2, per_thread=2, size=4096, burst=20)
+            assert res.ok(), res
+            run_id = res.run_id
+            n_events = res.events
+    finally:
+        for p in procs.values():
+            p.send_signal(signal.SIGTERM)
+        codes = {n: p.wait(30) for n, p in procs.items()}
+    assert codes == {"iommu": 0, "accel": 0, "cpu": 0}, {n: p.stderr.read() for n, p in procs.items()}
+    from svasim.store import Store
+
+    store = Store.open(db)
+    events = store.events(run_id, limit=1_000_000)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert len(events) >= n_events
+    assert {e.service for e in events} == {"cpu", "iommu", "accel"}
+    by_seq = {e.seq: e for e in events}
+    for e in events:
+        if e.cause:
+            assert e.cause < e.seq and e.cause in by_seq
+
+
+def test_health_command_checks_a_running_server(tmp_path):
+    port = free_port()
+    p = subprocess.Popen(
+        [*SVASIM, "up", "--port", str(port), "--db", f"sqlite:///{tmp_path / 'h.db'}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_ready(f"127.0.0.1:{port}", p)
+        r = svasim("health", "--addr", f"127.0.0.1:{port}")
+        assert r.returncode == 0 and "SERVING" in r.stdout
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    time.sleep(0.1)
+    r = svasim("health", "--addr", f"127.0.0.1:{port}", "--timeout", "1")
+    assert r.returncode != 0

@@ -1,0 +1,279 @@
+"""The recorder: buffered appends, group commit, order, durability waits, failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from svasim.model.transition import Transition
+from svasim.store import Recorder, RecorderError, RecorderTimeoutError, RunInfo, Store
+
+
+@pytest.fixture
+def run(store: Store) -> RunInfo:
+    return store.create_run(name=None, config={}, policy="linux-5.18", seed=1, version="0")
+
+
+@pytest.fixture
+def recorder(store: Store, run: RunInfo) -> Iterator[Recorder]:
+    rec = Recorder(store, run.id)
+    try:
+        yield rec
+    finally:
+        rec.close(timeout=5)
+
+
+def _t(i: int = 0, **kw: Any) -> Transition:
+    return Transition("cpu", "cpu/0", "msr.pasid.write", after={"i": i}, **kw)
+
+
+def _slow_and_flaky(
+    monkeypatch: pytest.MonkeyPatch, store: Store, *, delay: float = 0.0, failures: int = 0
+) -> list[int]:
+    """Make store.append slower and fail its first ``failures`` calls; returns call sizes."""
+    real = store.append
+    calls: list[int] = []
+
+    def append(run_id: str, transitions: Sequence[Transition]) -> None:
+        calls.append(len(transitions))
+        time.sleep(delay)
+        if len(calls) <= failures:
+            raise ConnectionError(f"database away (call {len(calls)})")
+        real(run_id, transitions)
+
+    monkeypatch.setattr(store, "append", append)
+    return calls
+
+
+def test_recorder_group_commits_10000_transitions_from_4_threads(
+    store: Store, run: RunInfo, recorder: Recorder
+) -> None:
+    def producer(w: int) -> None:
+        for i in range(2500):  # one transition per call: the worst case for batching
+            recorder.append([_t(w * 10_000 + i)])
+
+    threads = [threading.Thread(target=producer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    recorder.flush(timeout=60)
+    stats = recorder.stats()
+    assert stats["appended"] == stats["committed"] == 10_000
+    assert stats["pending"] == 0 and stats["failures"] == 0
+    assert stats["batches"] <= 10_000 // 50, stats  # far fewer commits than transitions
+    rows = store.events(run.id, limit=None)
+    assert [r.seq for r in rows] == list(range(1, 10_001))
+
+
+def test_waiters_in_many_threads_share_commits(store: Store, run: RunInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _slow_and_flaky(monkeypatch, store, delay=0.02)
+    with Recorder(store, run.id, flush_interval=1.0) as rec:
+
+        def request(w: int) -> None:
+            for i in range(10):
+                t = _t(w * 100 + i)
+                rec.append([t])
+                rec.wait_durable(t, timeout=30)
+                assert t.seq is not None
+
+        threads = [threading.Thread(target=request, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert rec.stats()["committed"] == 80
+    # Waiters do not wait for flush_interval (1 s) and commits carry several requests.
+    assert len(calls) <= 40, calls
+
+
+def test_appends_are_committed_in_append_order_across_threads(store: Store, run: RunInfo, recorder: Recorder) -> None:
+    order: list[Transition] = []
+    lock = threading.Lock()
+
+    def producer(w: int) -> None:
+        for i in range(300):
+            batch = [_t(w * 1000 + i), _t(w * 1000 + i)]
+            with lock:  # the order of append calls, as the recorder sees it
+                recorder.append(batch)
+                order.extend(batch)
+
+    threads = [threading.Thread(target=producer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    recorder.flush(timeout=60)
+    assert [t.seq for t in order] == list(range(1, len(order) + 1))
+
+
+def test_append_only_buffers_and_flush_makes_everything_visible(store: Store, store_url: str, run: RunInfo) -> None:
+    with Recorder(store, run.id, flush_interval=60) as rec:
+        batch = [_t(i) for i in range(100)]
+        rec.append(batch)
+        time.sleep(0.05)
+        # Within flush_interval and with nobody waiting, nothing is written yet.
+        assert all(t.seq is None for t in batch)
+        assert rec.stats()["committed"] == 0
+        rec.flush(timeout=30)
+        assert [t.seq for t in batch] == list(range(1, 101))
+        with Store.open(store_url, migrate=False) as fresh:
+            assert len(fresh.events(run.id, limit=None)) == 100
+
+
+def test_pending_transitions_are_written_within_the_flush_interval(store: Store, run: RunInfo) -> None:
+    with Recorder(store, run.id, flush_interval=0.01) as rec:
+        t = _t()
+        rec.append([t])
+        deadline = time.monotonic() + 10
+        while t.seq is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert t.seq == 1
+
+
+def test_wait_durable_returns_once_the_row_is_visible_to_a_fresh_store(
+    store: Store, store_url: str, run: RunInfo
+) -> None:
+    with Recorder(store, run.id, flush_interval=60) as rec:
+        first, last = _t(1), _t(2, cause=None)
+        rec.append([first])
+        rec.append([last])
+        rec.wait_durable(last, timeout=30)
+        with Store.open(store_url, migrate=False) as fresh:
+            rows = fresh.events(run.id)
+        assert [(r.seq, r.after) for r in rows] == [(1, {"i": 1}), (2, {"i": 2})]
+        assert (first.seq, last.seq) == (1, 2)
+        rec.wait_durable(last, timeout=0)  # already committed: returns at once
+
+
+def test_wait_durable_for_a_transition_never_appended_is_a_value_error(
+    recorder: Recorder,
+) -> None:
+    recorder.append([_t()])
+    with pytest.raises(ValueError, match="not appended"):
+        recorder.wait_durable(_t(), timeout=30)
+
+
+def test_before_ack_waits_only_with_commit_durability(
+    store: Store, run: RunInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _slow_and_flaky(monkeypatch, store, delay=0.3)
+    with Recorder(store, run.id, durability="batch") as rec:
+        t = _t()
+        rec.append([t])
+        rec.before_ack(t, timeout=30)
+        assert t.seq is None  # acknowledged before it is durable: that is "batch"
+    assert t.seq == 1  # close() wrote it
+    with Recorder(store, run.id, durability="commit") as rec:
+        t = _t()
+        rec.append([t])
+        rec.before_ack(t, timeout=30)
+        assert t.seq == 2
+
+
+def test_a_failed_write_is_retried_and_keeps_the_order(
+    store: Store, run: RunInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _slow_and_flaky(monkeypatch, store, failures=3)
+    with Recorder(store, run.id) as rec:
+        first = [_t(i) for i in range(5)]
+        rec.append(first)
+        time.sleep(0.05)  # let the first write fail at least once
+        second = [_t(i) for i in range(5, 8)]
+        rec.append(second)
+        rec.flush(timeout=30)
+        stats = rec.stats()
+    assert stats["failures"] == 3 and stats["committed"] == 8
+    assert [t.seq for t in first + second] == list(range(1, 9))
+    assert len(calls) >= 4
+    assert [r.after["i"] for r in store.events(run.id)] == list(range(8))
+
+
+def test_a_persistent_failure_reaches_waiters_as_a_clear_error(
+    store: Store, run: RunInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _slow_and_flaky(monkeypatch, store, failures=10**9)
+    rec = Recorder(store, run.id)
+    t = _t()
+    rec.append([t])
+    with pytest.raises(RecorderError, match="database away") as info:
+        rec.wait_durable(t, timeout=0.3)
+    assert isinstance(info.value.__cause__, ConnectionError)
+    with pytest.raises(RecorderError, match="database away"):
+        rec.flush(timeout=0.1)
+    assert t.seq is None
+    with pytest.raises(RecorderError, match="1 transitions not committed"):
+        rec.close(timeout=0.3)
+    rec.close()  # idempotent
+
+
+def test_a_batch_that_can_never_be_written_fails_waiters_at_once(store: Store) -> None:
+    rec = Recorder(store, "ffffffffffff")  # no such run
+    rec.append([_t()])
+    started = time.monotonic()
+    with pytest.raises(RecorderError, match="no run with id 'ffffffffffff'"):
+        rec.flush()  # no timeout: still does not hang
+    assert time.monotonic() - started < 10
+    with pytest.raises(RecorderError):
+        rec.close(timeout=0.2)
+
+
+def test_a_slow_writer_is_a_timeout_not_a_failure(store: Store, run: RunInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+    _slow_and_flaky(monkeypatch, store, delay=0.5)
+    with Recorder(store, run.id) as rec:
+        rec.append([_t()])
+        with pytest.raises(RecorderTimeoutError):
+            rec.flush(timeout=0.05)
+
+
+def test_close_writes_what_is_pending_stops_the_writer_and_is_idempotent(store: Store, run: RunInfo) -> None:
+    rec = Recorder(store, run.id, flush_interval=60)
+    rec.append([_t(i) for i in range(10)])
+    rec.close()
+    assert rec.stats() == {
+        "appended": 10,
+        "committed": 10,
+        "pending": 0,
+        "batches": 1,
+        "failures": 0,
+    }
+    assert store.get_run(run.id).event_count == 10
+    rec.close()
+    with pytest.raises(RecorderError, match="closed"):
+        rec.append([_t()])
+
+
+def test_large_backlogs_are_written_in_transactions_of_at_most_max_batch(
+    store: Store, run: RunInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _slow_and_flaky(monkeypatch, store)
+    with Recorder(store, run.id, max_batch=100, flush_interval=60) as rec:
+        rec.append([_t(i) for i in range(250)])
+        rec.flush(timeout=30)
+    assert calls == [100, 100, 50]
+
+
+def test_recorder_works_on_an_in_memory_sqlite_store() -> None:
+    with Store.open("sqlite://") as store:
+        run = store.create_run(name=None, config={}, policy="p", seed=1, version="0")
+        with Recorder(store, run.id) as rec:
+            threads = [threading.Thread(target=lambda: [rec.append([_t()]) for _ in range(500)]) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            rec.flush(timeout=30)
+        assert store.get_run(run.id).event_count == 2000
+
+
+def test_invalid_settings_are_rejected(store: Store, run: RunInfo) -> None:
+    with pytest.raises(ValueError, match="durability"):
+        Recorder(store, run.id, durability="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="flush_interval"):
+        Recorder(store, run.id, flush_interval=0)
+    with pytest.raises(ValueError, match="max_batch"):
+        Recorder(store, run.id, max_batch=0)
