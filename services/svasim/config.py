@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from svasim.model.costs import CostTable
 
 ALL_SERVICES = ("cpu", "iommu", "accel", "trace")
 DEFAULT_DB = "sqlite:///svasim.db"
@@ -13,6 +17,17 @@ DEFAULT_PORT = 50051
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
     return default if value is None or value == "" else value
+
+
+def load_costs(path: str | Path) -> CostTable:
+    """A cost table: the defaults with the overrides of a JSON file (name -> cycles)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read cost table {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a cost table is a JSON object of name -> cycles")
+    return CostTable.from_mapping(data)
 
 
 def parse_services(text: str) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from svasim import __version__
 from svasim.accel.v1 import accel_pb2, accel_pb2_grpc
-from svasim.config import FabricConfig
+from svasim.config import FabricConfig, load_costs
 from svasim.cpu.v1 import cpu_pb2, cpu_pb2_grpc
 from svasim.iommu.v1 import iommu_pb2, iommu_pb2_grpc
 from svasim.model.accel import default_devices
@@ -114,7 +114,7 @@ def create_server(config: FabricConfig) -> FabricServer:
             f"services {', '.join(config.services)} need {', '.join(missing)}: host them too "
             f"(--services) or give their addresses (--{missing[0]}-addr / SVASIM_{missing[0].upper()}_ADDR)"
         )
-    costs = CostTable.load(config.costs_file) if config.costs_file else CostTable()
+    costs = load_costs(config.costs_file) if config.costs_file else CostTable()
     store = Store.open(config.db)
     meta = dict(config=run_config(config, costs), policy=config.policy, seed=config.seed, version=__version__)
     run = store.get_or_create_run(config.run, **meta) if config.run else store.create_run(name=None, **meta)

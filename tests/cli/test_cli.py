@@ -184,3 +184,31 @@ def test_health_command_checks_a_running_server(tmp_path):
     time.sleep(0.1)
     r = svasim("health", "--addr", f"127.0.0.1:{port}", "--timeout", "1")
     assert r.returncode != 0
+
+
+def test_nothing_acknowledged_is_lost_when_the_server_is_killed(tmp_path):
+    """With durability=commit a reply means committed: SIGKILL right after loses nothing."""
+    from svasim.store import Store
+
+    db = f"sqlite:///{tmp_path / 'kill.db'}"
+    port = free_port()
+    p = subprocess.Popen(
+        [*SVASIM, "up", "--port", str(port), "--db", db, "--durability", "commit"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_ready(f"127.0.0.1:{port}", p)
+        with Client(f"127.0.0.1:{port}") as c:
+            run_id = c.fabric().run_id
+            proc = c.create_process("k")
+            acked = [c.mmap(proc.pid, 4096) for _ in range(20)]
+    finally:
+        p.kill()
+        p.wait(10)
+    store = Store.open(db)
+    events = store.events(run_id, limit=None)
+    maps = [e for e in events if e.kind == "vma.map"]
+    assert [e.after["start"] for e in maps] == acked
+    assert sum(1 for e in events if e.is_input) == 21

@@ -193,3 +193,37 @@ def test_same_inputs_give_the_same_transitions():
         return [(t.service, t.entity, t.kind, t.before, t.after, t.cycles) for t in out]
 
     assert run() == run()
+
+
+def test_submission_with_a_pasid_other_than_the_mm_pasid_is_recorded_as_a_violation():
+    out: list = []
+    fab = ModelFabric(ncpus=2, sink=out.append)
+    proc, tid, src, comp, portal, pasid, _ = setup_process(fab)
+    k = fab.kernel
+    # Corrupt the live MSR the way a broken policy would: valid, but another PASID.
+    k.cpus[0].ia32_pasid = (pasid + 5) | MSR_IA32_PASID_VALID
+    res = k.enqcmd(fab.journal(), tid, portal, memmove_desc(src, src + 4096, 64, comp))
+    assert res.pasid_sent == pasid + 5
+    assert k.stats["invariant_violations"] == 1
+    v = [t for t in out if t.kind == "invariant.violation"]
+    assert len(v) == 1 and v[0].entity == "invariant/pasid_mismatch"
+    assert v[0].detail["tid"] == tid
+
+
+def test_a_policy_whose_fixup_never_fixes_is_caught_as_a_gp_loop():
+    class Broken:
+        name = "broken"
+
+        def try_fixup_enqcmd_gp(self, kernel, task, cpu, journal):
+            return True  # claims success without loading the MSR
+
+        def on_pasid_alloc(self, kernel, mm, journal):
+            pass
+
+    out: list = []
+    fab = ModelFabric(ncpus=1, sink=out.append)
+    fab.kernel.policy = Broken()
+    proc, tid, src, comp, portal, pasid, _ = setup_process(fab)
+    res = fab.kernel.enqcmd(fab.journal(), tid, portal, memmove_desc(src, src + 4096, 64, comp))
+    assert res.outcome == EnqcmdOutcome.SIGSEGV
+    assert any(t.entity == "invariant/gp_fixup_loop" for t in out)

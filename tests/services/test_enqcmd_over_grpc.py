@@ -14,9 +14,14 @@ from svasim_client import SvasimError, completion_record, memmove_descriptor
 from .fabric_fixtures import running_fabric
 
 
-@pytest.fixture(params=["inprocess", "grpc"])
+@pytest.fixture(
+    params=["inprocess", "grpc", pytest.param("grpc-postgres", marks=pytest.mark.postgres)],
+)
 def fab(request, tmp_path):
-    with running_fabric(request.param, f"sqlite:///{tmp_path / 'svasim.db'}") as f:
+    """The fabric in one process, split over gRPC (SQLite), and split over gRPC on PostgreSQL."""
+    wiring, _, backend = request.param.partition("-")
+    db = request.getfixturevalue("pg_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'svasim.db'}"
+    with running_fabric(wiring, db) as f:
         yield f
 
 

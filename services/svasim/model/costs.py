@@ -7,9 +7,7 @@ error rather than silently ignored, so a typo cannot go unnoticed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
 
@@ -74,11 +72,3 @@ class CostTable:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"cost {name!r} must be a non-negative integer, got {value!r}")
         return cls(**overrides)
-
-    @classmethod
-    def load(cls, path: str | Path) -> CostTable:
-        """Read overrides from a JSON file (an object of name -> cycles)."""
-        data = json.loads(Path(path).read_text())
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a cost table is a JSON object of name -> cycles")
-        return cls.from_mapping(data)

@@ -11,6 +11,7 @@ import base64
 import functools
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from svasim.services.rpc_errors import abort
 from svasim.trace.v1 import trace_pb2, trace_pb2_grpc
 from svasim.wiring.grpc_ports import (
     CAUSE_KEY,
+    DEADLINE,
     FAULT_CODES,
     LAST_KEY,
     STORE_KINDS,
@@ -47,6 +49,8 @@ def rpc(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        left = context.time_remaining()
+        DEADLINE.set(None if left is None else time.monotonic() + left)
         try:
             return fn(self, request, context)
         except SimError as e:

@@ -10,6 +10,8 @@ cause, whichever process commits first.
 
 from __future__ import annotations
 
+import time
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -51,10 +53,21 @@ FAULTS = {
 FAULT_CODES = {v: k for k, v in FAULTS.items()}
 
 
+#: The monotonic time by which the client request being served must be answered; peer
+#: calls made for it get no more than what is left (the client's deadline propagates).
+DEADLINE: ContextVar[float | None] = ContextVar("svasim_deadline", default=None)
+
+
 class PeerUnavailable(SimError):
     """A peer service could not be reached."""
 
     code = "UNAVAILABLE"
+
+
+class DeadlineExceeded(SimError):
+    """The client's deadline ran out while the request waited on a peer."""
+
+    code = "DEADLINE_EXCEEDED"
 
 
 def cause_seq(cause: Cause) -> int:
@@ -93,8 +106,17 @@ class _Stubbed:
             if isinstance(journal.last, Transition) and journal.last.seq is None:
                 self.recorder.flush()
             metadata = ((CAUSE_KEY, str(cause_seq(journal.last))),)
+        timeout = self.timeout
+        deadline = DEADLINE.get()
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded(
+                    "DEADLINE_EXCEEDED", f"the request's deadline passed before calling the {self.name} service"
+                )
+            timeout = min(timeout, left)
         try:
-            response, call = method.with_call(request, metadata=metadata, timeout=self.timeout)
+            response, call = method.with_call(request, metadata=metadata, timeout=timeout)
         except grpc.RpcError as e:
             err = from_rpc_error(e)
             if err is not None:
