@@ -73,12 +73,24 @@ def up(
     run: Annotated[str | None, typer.Option(help="Run name to record into (env SVASIM_RUN).")] = None,
     policy: Annotated[str | None, typer.Option(help="PASID policy (env SVASIM_POLICY).")] = None,
     cpus: Annotated[int | None, typer.Option(help="Logical CPUs (env SVASIM_CPUS).")] = None,
+    early_free: Annotated[
+        bool | None,
+        typer.Option("--early-free/--no-early-free", help="Free PASIDs on the last unbind (env SVASIM_EARLY_FREE)."),
+    ] = None,
     durability: Annotated[str | None, typer.Option(help="commit or batch (env SVASIM_DURABILITY).")] = None,
 ) -> None:
     """Start the whole fabric (cpu, iommu, accel, trace) in one process and keep serving."""
     _serve(
         _config(
-            services=ALL_SERVICES, port=port, host=host, db=db, run=run, policy=policy, cpus=cpus, durability=durability
+            services=ALL_SERVICES,
+            port=port,
+            host=host,
+            db=db,
+            run=run,
+            policy=policy,
+            cpus=cpus,
+            durability=durability,
+            early_free=early_free,
         )
     )
 
@@ -96,6 +108,10 @@ def serve(
     ] = None,
     policy: Annotated[str | None, typer.Option(help="PASID policy (env SVASIM_POLICY).")] = None,
     cpus: Annotated[int | None, typer.Option(help="Logical CPUs (env SVASIM_CPUS).")] = None,
+    early_free: Annotated[
+        bool | None,
+        typer.Option("--early-free/--no-early-free", help="Free PASIDs on the last unbind (env SVASIM_EARLY_FREE)."),
+    ] = None,
     durability: Annotated[str | None, typer.Option(help="commit or batch (env SVASIM_DURABILITY).")] = None,
     cpu_addr: Annotated[str | None, typer.Option(help="cpu service address (env SVASIM_CPU_ADDR).")] = None,
     iommu_addr: Annotated[str | None, typer.Option(help="iommu service address (env SVASIM_IOMMU_ADDR).")] = None,
@@ -106,7 +122,17 @@ def serve(
         svcs = parse_services(services)
     except ValueError as e:
         _fail(str(e))
-    cfg = _config(services=svcs, port=port, host=host, db=db, run=run, policy=policy, cpus=cpus, durability=durability)
+    cfg = _config(
+        services=svcs,
+        port=port,
+        host=host,
+        db=db,
+        run=run,
+        policy=policy,
+        cpus=cpus,
+        durability=durability,
+        early_free=early_free,
+    )
     for name, addr in (("cpu", cpu_addr), ("iommu", iommu_addr), ("accel", accel_addr)):
         if addr:
             cfg.peers[name] = addr
@@ -291,6 +317,90 @@ def trace_state(
         if entity and not name.startswith(entity):
             continue
         console.print(f"{name:<28} {_short(fields)}", highlight=False, soft_wrap=True)
+
+
+@app.command("compare")
+def compare_cmd(
+    workload: Annotated[
+        str, typer.Option(help="Workload TOML file, or the name of a shipped one.")
+    ] = "one-heavy-submitter",
+    policy: Annotated[list[str] | None, typer.Option(help="Policy to include (repeat); default: all.")] = None,
+    plot: Annotated[str | None, typer.Option(help="Write a plot here (.png or .svg).")] = None,
+    costs: Annotated[str | None, typer.Option(help="JSON file of cost-table overrides.", envvar="SVASIM_COSTS")] = None,
+    early_free: Annotated[
+        bool | None,
+        typer.Option(
+            "--early-free/--no-early-free", help="Free PASIDs on the last unbind (default: each policy's own choice)."
+        ),
+    ] = None,
+) -> None:
+    """Run one workload under several PASID policies and compare them side by side."""
+    from svasim.compare import compare, load_workload, table
+    from svasim.compare import plot as draw
+    from svasim.config import load_costs
+    from svasim.model.policy import policy_names
+
+    names = policy or policy_names()
+    try:
+        wl = load_workload(workload)
+        table_costs = load_costs(costs) if costs else None
+        for n in names:
+            if n not in policy_names():
+                raise ValueError(f"unknown policy {n!r}; known: {', '.join(policy_names())}")
+    except ValueError as e:
+        _fail(str(e))
+    results = compare(wl, names, table_costs, early_free)
+    rows = table(results)
+    t = Table(title=f"workload {wl.name}: {wl.cpus} CPUs, {wl.ticks} rounds")
+    for i, h in enumerate(rows[0]):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows[1:]:
+        style = "bold red" if row[0] == "invariant violations" and any(v != "0" for v in row[1:]) else None
+        t.add_row(*row, style=style)
+    console.print(t)
+    if plot:
+        out = draw(results, plot, f"{wl.name}: PASID policies compared")
+        console.print(f"plot written to {out}")
+
+
+@app.command("explore")
+def explore_cmd(
+    scenario: Annotated[str, typer.Argument(help="ipi-during-kernel-fpu, ipi-on-borrowed-mm or early-free-reuse.")],
+    policy: Annotated[list[str] | None, typer.Option(help="Policy (repeat); default: all.")] = None,
+    seed: Annotated[list[int] | None, typer.Option(help="Seed (repeat); default: every interleaving point.")] = None,
+) -> None:
+    """Explore where an IPI can land in a kernel sequence, and report broken invariants."""
+    from svasim.model.explorer import SCENARIOS, explore, explore_all
+    from svasim.model.policy import policy_names
+
+    if scenario not in SCENARIOS:
+        _fail(f"unknown scenario {scenario!r}; known: {', '.join(sorted(SCENARIOS))}")
+    names = policy or policy_names()
+    bad = [n for n in names if n not in policy_names()]
+    if bad:
+        _fail(f"unknown policy {bad[0]!r}; known: {', '.join(policy_names())}")
+    any_violation = False
+    for name in names:
+        results = [explore(scenario, name, s) for s in seed] if seed else explore_all(scenario, name)
+        broken = [r for r in results if not r.ok]
+        any_violation |= bool(broken)
+        verdict = "[green]safe[/green]" if not broken else f"[red]{len(broken)} of {len(results)} broken[/red]"
+        console.print(f"{name:<24} {verdict}")
+        for r in broken:
+            where = f"seed {r.seed}: " if r.seed is not None else ""
+            console.print(f"    {where}point {r.point} ({r.point_name}): {r.violations} {r.outcomes}", highlight=False)
+    if any_violation:
+        raise typer.Exit(3)
+
+
+@app.command("workloads")
+def workloads_cmd() -> None:
+    """List the shipped workloads."""
+    from svasim.compare import load_workload, shipped_workloads
+
+    for name, path in sorted(shipped_workloads().items()):
+        wl = load_workload(str(path))
+        console.print(f"[bold]{name}[/bold]: {wl.description}", highlight=False)
 
 
 @db_app.command("upgrade")

@@ -62,6 +62,9 @@ class FabricConfig:
     policy: str = "linux-5.18"
     #: Logical CPUs [SVASIM_CPUS].
     cpus: int = 4
+    #: Free a PASID on the mm's last unbind instead of at mm teardown; None = the policy's
+    #: own choice (Linux 5.10 freed early) [SVASIM_EARLY_FREE: "1"/"0"].
+    early_free: bool | None = None
     #: Seed of the run's randomness [SVASIM_SEED].
     seed: int = 0
     #: JSON file of cost-table overrides [SVASIM_COSTS].
@@ -94,6 +97,7 @@ class FabricConfig:
             policy=_env("SVASIM_POLICY", "linux-5.18"),
             cpus=int(_env("SVASIM_CPUS", "4")),
             seed=int(_env("SVASIM_SEED", "0")),
+            early_free={"": None, "1": True, "0": False}[_env("SVASIM_EARLY_FREE", "").strip()],
             costs_file=_env("SVASIM_COSTS", ""),
             durability=_env("SVASIM_DURABILITY", "commit"),
             peers=peers,

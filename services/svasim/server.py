@@ -26,6 +26,7 @@ from svasim.cpu.v1 import cpu_pb2, cpu_pb2_grpc
 from svasim.iommu.v1 import iommu_pb2, iommu_pb2_grpc
 from svasim.model.accel import default_devices
 from svasim.model.costs import CostTable
+from svasim.model.policy import policy_names
 from svasim.services.cores import AccelCore, CpuCore, IommuCore
 from svasim.services.servicers import (
     AccelServicer,
@@ -92,6 +93,7 @@ def run_config(config: FabricConfig, costs: CostTable) -> dict[str, Any]:
         "services": list(config.services),
         "cpus": config.cpus,
         "policy": config.policy,
+        "early_free": config.early_free,
         "costs": costs.as_dict(),
         "devices": [
             {
@@ -115,6 +117,8 @@ def create_server(config: FabricConfig) -> FabricServer:
             f"(--services) or give their addresses (--{missing[0]}-addr / SVASIM_{missing[0].upper()}_ADDR)"
         )
     costs = load_costs(config.costs_file) if config.costs_file else CostTable()
+    if config.policy not in policy_names():
+        raise ValueError(f"unknown PASID policy {config.policy!r}; known: {', '.join(policy_names())}")
     store = Store.open(config.db)
     meta = dict(config=run_config(config, costs), policy=config.policy, seed=config.seed, version=__version__)
     run = store.get_or_create_run(config.run, **meta) if config.run else store.create_run(name=None, **meta)
@@ -140,6 +144,7 @@ def create_server(config: FabricConfig) -> FabricServer:
             ncpus=config.cpus,
             policy=config.policy,
             costs=costs,
+            early_free=config.early_free,
             **common,
         )
     if "iommu" in config.services:

@@ -212,3 +212,50 @@ def test_nothing_acknowledged_is_lost_when_the_server_is_killed(tmp_path):
     maps = [e for e in events if e.kind == "vma.map"]
     assert [e.after["start"] for e in maps] == acked
     assert sum(1 for e in events if e.is_input) == 21
+
+
+def test_compare_prints_policies_side_by_side_and_writes_a_plot(tmp_path):
+    out = tmp_path / "cmp.png"
+    r = svasim(
+        "compare",
+        "--workload",
+        "one-heavy-submitter",
+        "--policy",
+        "linux-5.18",
+        "--policy",
+        "eager-switch-mm",
+        "--plot",
+        str(out),
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "linux-5.18" in r.stdout and "eager-switch-mm" in r.stdout
+    assert "cycles per ENQCMD" in r.stdout and "#GP" in r.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = tmp_path / "cmp.svg"
+    r = svasim("compare", "--workload", "mostly-idle-threads", "--plot", str(svg))
+    assert r.returncode == 0 and svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_compare_refuses_unknown_workloads_and_policies(tmp_path):
+    r = svasim("compare", "--workload", "nope")
+    assert r.returncode == 2 and "no workload file" in r.stdout
+    r = svasim("compare", "--policy", "linux-9.99")
+    assert r.returncode == 2 and "unknown policy" in r.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[process]]\nname = "a"\nthreads = 0\n')
+    r = svasim("compare", "--workload", str(bad))
+    assert r.returncode == 2 and "threads" in r.stdout
+
+
+def test_explore_finds_the_5_10_defect_and_exits_nonzero_and_5_18_is_safe():
+    r = svasim("explore", "ipi-during-kernel-fpu", "--policy", "linux-5.10")
+    assert r.returncode == 3 and "kernel_fpu_begin:tif_set" in r.stdout and "pasid_lost" in r.stdout
+    r = svasim("explore", "ipi-during-kernel-fpu", "--policy", "linux-5.18", "--seed", "1", "--seed", "2")
+    assert r.returncode == 0 and "safe" in r.stdout
+
+
+def test_workloads_lists_the_shipped_ones():
+    r = svasim("workloads")
+    assert r.returncode == 0
+    for name in ("mostly-idle-threads", "one-heavy-submitter", "migrating-pool"):
+        assert name in r.stdout

@@ -211,14 +211,13 @@ def test_submission_with_a_pasid_other_than_the_mm_pasid_is_recorded_as_a_violat
 
 
 def test_a_policy_whose_fixup_never_fixes_is_caught_as_a_gp_loop():
-    class Broken:
+    from svasim.model.policy import PolicyBase
+
+    class Broken(PolicyBase):
         name = "broken"
 
         def try_fixup_enqcmd_gp(self, kernel, task, cpu, journal):
             return True  # claims success without loading the MSR
-
-        def on_pasid_alloc(self, kernel, mm, journal):
-            pass
 
     out: list = []
     fab = ModelFabric(ncpus=1, sink=out.append)

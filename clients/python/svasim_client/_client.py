@@ -162,6 +162,34 @@ class Client:
             cpu_pb2.WaitCompletionRequest(tid=tid, completion_addr=completion_addr), timeout=self.timeout
         )
 
+    @_unpacked
+    def close_wq(self, pid: int, device: str = "dsa0", wq_id: int = 0) -> cpu_pb2.CloseWorkQueueResponse:
+        """Close a work queue's file (unbind; early free may free the PASID)."""
+        return self.cpu.CloseWorkQueue(
+            cpu_pb2.CloseWorkQueueRequest(pid=pid, device=device, wq_id=wq_id), timeout=self.timeout
+        )
+
+    @_unpacked
+    def fork(self, tid: int) -> cpu_pb2.Process:
+        """fork() from a thread; returns the child process."""
+        return self.cpu.Fork(cpu_pb2.ForkRequest(tid=tid), timeout=self.timeout).child
+
+    @_unpacked
+    def exec(self, tid: int) -> cpu_pb2.Process:
+        """execve() in a thread; returns the process with its new mm."""
+        return self.cpu.Exec(cpu_pb2.ExecRequest(tid=tid), timeout=self.timeout).process
+
+    @_unpacked
+    def exit_thread(self, tid: int) -> bool:
+        """A thread exits; returns whether its process exited with it."""
+        return self.cpu.ExitThread(cpu_pb2.ExitThreadRequest(tid=tid), timeout=self.timeout).process_exited
+
+    @_unpacked
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Counters by scope: "run", "cpu/N", "thread/T"."""
+        r = self.cpu.GetCounters(cpu_pb2.GetCountersRequest(), timeout=self.timeout)
+        return {s.scope: dict(s.values) for s in r.sets}
+
     # -- iommu and accel --------------------------------------------------------------------
     @_unpacked
     def pasid_entry(self, device: str, pasid: int) -> iommu_pb2.PasidEntry:

@@ -56,6 +56,39 @@ class CostTable:
     engine_bytes_per_cycle: int = 15
     # IOMMU: one first-level page walk on an IOTLB miss (4 memory reads). No source found.
     iotlb_miss: int = 400
+    # RDMSR (XFD_ERR in the #NM handler). No source found; taken as half a WRMSR.
+    rdmsr: int = 100
+    # WRPKRU: "slightly expensive" (arch/x86/kernel/process_64.c, reference §5); no number
+    # found. Estimated below a WRMSR since it is not serializing in the same way.
+    wrpkru: int = 50
+    # WRGSBASE of the inactive GS base with FSGSBASE (__wrgsbase_inactive: SWAPGS, WRGSBASE,
+    # SWAPGS). No source found.
+    wrgsbase: int = 30
+    # Loading an LDT (LLDT plus descriptor setup in load_mm_ldt). No source found.
+    ldt_load: int = 300
+    # Full non-global TLB flush when a PCID is reused for another mm, and the refills that
+    # follow. No source found.
+    tlb_flush: int = 1000
+    # Sending one IPI (APIC ICR write) and the sender's wait for completion in
+    # on_each_cpu_mask(..., wait=true): ~1-3 us round trip (reference §5 [AMIT17][NEWS],
+    # low confidence); 1.5 us at 2 GHz.
+    ipi_send: int = 3000
+    # Taking an IPI on the receiving CPU (interrupt entry and exit around the handler).
+    # No source found; of the order of the trap round trip.
+    ipi_receive: int = 700
+    # The #NM handler's own work for XFD (handle_xfd_event: reads/clears XFD_ERR, checks
+    # permission); its MSR accesses are charged separately. No source found.
+    nm_handler: int = 200
+    # Growing a task's fpstate for AMX (vzalloc of ~11 KiB). No source found.
+    fpstate_grow: int = 5000
+    # Handler of the hypothetical lazy-resource exception: the fault names the resource, so
+    # there is no disambiguation. No source found (no such hardware exists).
+    lr_handler: int = 40
+    # Writing one cache line the context-switch path would otherwise only read (a dirty
+    # line to write back later). No source found.
+    cache_line_dirty: int = 20
+    # Saving or restoring the 8 KiB of AMX tile data in XSAVES/XRSTORS. No source found.
+    tile_xstate: int = 500
 
     def as_dict(self) -> dict[str, int]:
         """All entries by name."""

@@ -37,13 +37,14 @@ class ModelFabric:
         costs: CostTable | None = None,
         devices: list[Device] | None = None,
         sink: Sink | None = None,
+        early_free: bool | None = None,
     ) -> None:
         costs = costs or CostTable()
         self.sink = sink
         host = _Late(lambda: self.kernel)
         self.iommu = Iommu(host, costs)
         self.accel = Accel(self.iommu, host, devices, costs)
-        self.kernel = Kernel(self.accel, self.iommu, ncpus=ncpus, policy=policy, costs=costs)
+        self.kernel = Kernel(self.accel, self.iommu, ncpus=ncpus, policy=policy, costs=costs, early_free=early_free)
 
     def journal(self, service: str = "cpu") -> Journal:
         """A fresh journal for one operation."""

@@ -156,8 +156,12 @@ class Iommu:
         )
         return BindResult(pasid, allocated)
 
-    def unbind(self, journal: Journal, device: str, mm: int) -> int:
-        """iommu_sva_unbind_device: clear the entry; the PASID stays with the mm."""
+    def unbind(self, journal: Journal, device: str, mm: int, free_if_unused: bool = False) -> tuple[int, bool]:
+        """iommu_sva_unbind_device: clear the entry; the PASID stays with the mm.
+
+        With ``free_if_unused`` (early free, as 5.10 did on the last unbind) the PASID is
+        freed when no device entry uses it any more. Returns (PASID, freed).
+        """
         pasid = self.mm_pasid.get(mm)
         dev = self.devices.get(device)
         entry = dev.entry(pasid) if dev is not None and pasid is not None else None
@@ -166,9 +170,12 @@ class Iommu:
         del dev.pasid_dir[pasid >> 6][pasid & 0x3F]
         journal.emit(f"pasid_entry/{device}/{pasid}", "pasid_entry.clear", {"present": True}, None)
         self._drop_iotlb(pasid, 0, 0)
-        return pasid
+        if free_if_unused and not any(d.entry(pasid) is not None for d in self.devices.values()):
+            self.drop_mm(journal, mm)
+            return pasid, True
+        return pasid, False
 
-    def free_mm(self, journal: Journal, mm: int) -> int | None:
+    def drop_mm(self, journal: Journal, mm: int) -> int | None:
         """mm_pasid_drop at __mmdrop: clear every device entry and free the PASID."""
         pasid = self.mm_pasid.pop(mm, None)
         if pasid is None:

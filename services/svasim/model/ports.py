@@ -113,6 +113,16 @@ class IommuPort(Protocol):
         """iommu_sva_bind_device."""
         ...
 
+    def unbind(self, journal: Journal, device: str, mm: int, free_if_unused: bool) -> tuple[int, bool]:
+        """iommu_sva_unbind_device; frees the PASID too when asked and nothing else is bound.
+
+        Returns (PASID, freed)."""
+        ...
+
+    def drop_mm(self, journal: Journal, mm: int) -> int | None:
+        """mm_pasid_drop at __mmdrop: free the mm's PASID, if it has one."""
+        ...
+
     def translate(
         self, journal: Journal, device: str, pasid: int, address: int, length: int, write: bool
     ) -> TranslateResult:

@@ -23,6 +23,7 @@ class CpuCore(ServiceCore):
         ncpus: int,
         policy: str,
         costs: CostTable,
+        early_free: bool | None = None,
         **kw: object,
     ) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
@@ -31,7 +32,12 @@ class CpuCore(ServiceCore):
         # Outbound calls release the host lock: the peer may walk page tables or DMA
         # into memory of this very core while the kernel waits for its answer.
         self.kernel = Kernel(
-            Unlocking(accel, self.lock), Unlocking(iommu, self.lock), ncpus=ncpus, policy=policy, costs=costs
+            Unlocking(accel, self.lock),
+            Unlocking(iommu, self.lock),
+            ncpus=ncpus,
+            policy=policy,
+            costs=costs,
+            early_free=early_free,
         )
 
     @property

@@ -300,6 +300,45 @@ class CpuServicer(cpu_pb2_grpc.CpuServiceServicer):
             completed=w.completed, record=idxd_convert.comp_proto_from_bytes(w.raw), raw=w.raw, cycles=w.cycles
         )
 
+    @rpc
+    def CloseWorkQueue(self, request, context):
+        pasid, freed = self._change(
+            context, "CloseWorkQueue", request, lambda j: self.k.close_wq(j, request.pid, request.device, request.wq_id)
+        )
+        return cpu_pb2.CloseWorkQueueResponse(pasid=pasid, freed=freed)
+
+    @rpc
+    def Fork(self, request, context):
+        child = self._change(context, "Fork", request, lambda j: self.k.fork(j, request.tid))
+        return cpu_pb2.ForkResponse(child=process_pb(child))
+
+    @rpc
+    def Exec(self, request, context):
+        proc = self._change(context, "Exec", request, lambda j: self.k.exec(j, request.tid))
+        return cpu_pb2.ExecResponse(process=process_pb(proc))
+
+    @rpc
+    def ExitThread(self, request, context):
+        def run(j: Journal) -> bool:
+            self.k.exit_thread(j, request.tid)
+            task = self.k.tasks[request.tid]
+            return task.kthread is False and self.k.processes[task.pid].exited
+
+        return cpu_pb2.ExitThreadResponse(process_exited=self._change(context, "ExitThread", request, run))
+
+    @rpc
+    def GetCounters(self, request, context):
+        def read() -> cpu_pb2.GetCountersResponse:
+            sets = [cpu_pb2.CounterSet(scope="run", values=dict(self.k.stats))]
+            cpus = sorted((n for n in self.k.counters if n.startswith("cpu/")), key=lambda n: int(n.split("/")[1]))
+            threads = sorted(
+                (n for n in self.k.counters if n.startswith("thread/")), key=lambda n: int(n.split("/")[1])
+            )
+            sets += [cpu_pb2.CounterSet(scope=n, values=dict(self.k.counters[n])) for n in cpus + threads]
+            return cpu_pb2.GetCountersResponse(sets=sets)
+
+        return run_read(self.core, context, read)
+
 
 class HostMemoryServicer(cpu_pb2_grpc.HostMemoryServiceServicer):
     """svasim.cpu.v1.HostMemoryService: page walks and DMA for peers."""
@@ -361,10 +400,18 @@ class IommuServicer(iommu_pb2_grpc.IommuServiceServicer):
 
     @rpc
     def UnbindDevice(self, request, context):
-        pasid = self._change(
-            context, "UnbindDevice", request, lambda j: self.core.iommu.unbind(j, request.device, request.mm)
+        pasid, freed = self._change(
+            context,
+            "UnbindDevice",
+            request,
+            lambda j: self.core.iommu.unbind(j, request.device, request.mm, request.free_if_unused),
         )
-        return iommu_pb2.UnbindDeviceResponse(pasid=pasid)
+        return iommu_pb2.UnbindDeviceResponse(pasid=pasid, freed=freed)
+
+    @rpc
+    def DropMm(self, request, context):
+        pasid = self._change(context, "DropMm", request, lambda j: self.core.iommu.drop_mm(j, request.mm))
+        return iommu_pb2.DropMmResponse(pasid=pasid or 0)
 
     @rpc
     def Translate(self, request, context):

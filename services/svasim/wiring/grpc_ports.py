@@ -185,6 +185,18 @@ class GrpcIommuPort(_Stubbed):
         )
         return BindResult(r.pasid, r.allocated)
 
+    def unbind(self, journal: Journal, device: str, mm: int, free_if_unused: bool) -> tuple[int, bool]:
+        r = self._call(
+            self.stub.UnbindDevice,
+            iommu_pb2.UnbindDeviceRequest(device=device, mm=mm, free_if_unused=free_if_unused),
+            journal,
+        )
+        return r.pasid, r.freed
+
+    def drop_mm(self, journal: Journal, mm: int) -> int | None:
+        r = self._call(self.stub.DropMm, iommu_pb2.DropMmRequest(mm=mm), journal)
+        return r.pasid or None
+
     def translate(
         self, journal: Journal, device: str, pasid: int, address: int, length: int, write: bool
     ) -> TranslateResult:

@@ -370,3 +370,82 @@ class DmaWriteResponse(_message.Message):
     WRITTEN_FIELD_NUMBER: _ClassVar[int]
     written: int
     def __init__(self, written: _Optional[int] = ...) -> None: ...
+
+class CloseWorkQueueRequest(_message.Message):
+    __slots__ = ("pid", "device", "wq_id")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    WQ_ID_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    device: str
+    wq_id: int
+    def __init__(self, pid: _Optional[int] = ..., device: _Optional[str] = ..., wq_id: _Optional[int] = ...) -> None: ...
+
+class CloseWorkQueueResponse(_message.Message):
+    __slots__ = ("pasid", "freed")
+    PASID_FIELD_NUMBER: _ClassVar[int]
+    FREED_FIELD_NUMBER: _ClassVar[int]
+    pasid: int
+    freed: bool
+    def __init__(self, pasid: _Optional[int] = ..., freed: _Optional[bool] = ...) -> None: ...
+
+class ForkRequest(_message.Message):
+    __slots__ = ("tid",)
+    TID_FIELD_NUMBER: _ClassVar[int]
+    tid: int
+    def __init__(self, tid: _Optional[int] = ...) -> None: ...
+
+class ForkResponse(_message.Message):
+    __slots__ = ("child",)
+    CHILD_FIELD_NUMBER: _ClassVar[int]
+    child: Process
+    def __init__(self, child: _Optional[_Union[Process, _Mapping]] = ...) -> None: ...
+
+class ExecRequest(_message.Message):
+    __slots__ = ("tid",)
+    TID_FIELD_NUMBER: _ClassVar[int]
+    tid: int
+    def __init__(self, tid: _Optional[int] = ...) -> None: ...
+
+class ExecResponse(_message.Message):
+    __slots__ = ("process",)
+    PROCESS_FIELD_NUMBER: _ClassVar[int]
+    process: Process
+    def __init__(self, process: _Optional[_Union[Process, _Mapping]] = ...) -> None: ...
+
+class ExitThreadRequest(_message.Message):
+    __slots__ = ("tid",)
+    TID_FIELD_NUMBER: _ClassVar[int]
+    tid: int
+    def __init__(self, tid: _Optional[int] = ...) -> None: ...
+
+class ExitThreadResponse(_message.Message):
+    __slots__ = ("process_exited",)
+    PROCESS_EXITED_FIELD_NUMBER: _ClassVar[int]
+    process_exited: bool
+    def __init__(self, process_exited: _Optional[bool] = ...) -> None: ...
+
+class GetCountersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CounterSet(_message.Message):
+    __slots__ = ("scope", "values")
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    scope: str
+    values: _containers.ScalarMap[str, int]
+    def __init__(self, scope: _Optional[str] = ..., values: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class GetCountersResponse(_message.Message):
+    __slots__ = ("sets",)
+    SETS_FIELD_NUMBER: _ClassVar[int]
+    sets: _containers.RepeatedCompositeFieldContainer[CounterSet]
+    def __init__(self, sets: _Optional[_Iterable[_Union[CounterSet, _Mapping]]] = ...) -> None: ...

@@ -105,6 +105,31 @@ class CpuServiceStub:
                 request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.WaitCompletionRequest.SerializeToString,
                 response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.WaitCompletionResponse.FromString,
                 _registered_method=True)
+        self.CloseWorkQueue = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/CloseWorkQueue',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CloseWorkQueueRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CloseWorkQueueResponse.FromString,
+                _registered_method=True)
+        self.Fork = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/Fork',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ForkRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ForkResponse.FromString,
+                _registered_method=True)
+        self.Exec = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/Exec',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExecRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExecResponse.FromString,
+                _registered_method=True)
+        self.ExitThread = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/ExitThread',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadResponse.FromString,
+                _registered_method=True)
+        self.GetCounters = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/GetCounters',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.GetCountersRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.GetCountersResponse.FromString,
+                _registered_method=True)
 
 
 class CpuServiceServicer:
@@ -213,6 +238,43 @@ class CpuServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CloseWorkQueue(self, request, context):
+        """Closes a shared work queue's file (iommu_sva_unbind_device). The PASID stays with
+        the mm unless early free is on and this was the last binding.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Fork(self, request, context):
+        """fork() from a thread: a new process with a copy of the memory and no PASID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Exec(self, request, context):
+        """execve() in a thread: a fresh mm; the old mm (and its PASID) is dropped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExitThread(self, request, context):
+        """A thread exits; the last thread of a process takes the mm and its PASID with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCounters(self, request, context):
+        """Counters of the run, of each CPU and of each thread (context switches, WRMSRs,
+        XSAVES/XRSTORS, #GP, #NM, IPIs, cache lines dirtied, violations, cycles, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CpuServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -285,6 +347,31 @@ def add_CpuServiceServicer_to_server(servicer, server):
                     servicer.WaitCompletion,
                     request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.WaitCompletionRequest.FromString,
                     response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.WaitCompletionResponse.SerializeToString,
+            ),
+            'CloseWorkQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseWorkQueue,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CloseWorkQueueRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CloseWorkQueueResponse.SerializeToString,
+            ),
+            'Fork': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fork,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ForkRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ForkResponse.SerializeToString,
+            ),
+            'Exec': grpc.unary_unary_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExecRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExecResponse.SerializeToString,
+            ),
+            'ExitThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExitThread,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadResponse.SerializeToString,
+            ),
+            'GetCounters': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCounters,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.GetCountersRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.GetCountersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -666,6 +753,141 @@ class CpuService:
             '/svasim.cpu.v1.CpuService/WaitCompletion',
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.WaitCompletionRequest.SerializeToString,
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.WaitCompletionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseWorkQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/CloseWorkQueue',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.CloseWorkQueueRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.CloseWorkQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Fork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/Fork',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.ForkRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.ForkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/Exec',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExecRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExitThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/ExitThread',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCounters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/GetCounters',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.GetCountersRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.GetCountersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,45 +24,49 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsvasim/iommu/v1/iommu.proto\x12\x0fsvasim.iommu.v1\"P\n\x11\x42indDeviceRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\n\n\x02mm\x18\x02 \x01(\x04\x12\x0b\n\x03pgd\x18\x03 \x01(\x04\x12\x12\n\nmax_pasids\x18\x04 \x01(\r\"6\n\x12\x42indDeviceResponse\x12\r\n\x05pasid\x18\x01 \x01(\r\x12\x11\n\tallocated\x18\x02 \x01(\x08\"1\n\x13UnbindDeviceRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\n\n\x02mm\x18\x02 \x01(\x04\"%\n\x14UnbindDeviceResponse\x12\r\n\x05pasid\x18\x01 \x01(\r\"a\n\x10TranslateRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05pasid\x18\x02 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\x12\r\n\x05write\x18\x05 \x01(\x08\"@\n\x0bTranslation\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\x04\x12\x10\n\x08physical\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"\xb5\x01\n\x11TranslateResponse\x12\x32\n\x0ctranslations\x18\x01 \x03(\x0b\x32\x1c.svasim.iommu.v1.Translation\x12+\n\x05\x66\x61ult\x18\x02 \x01(\x0e\x32\x1c.svasim.iommu.v1.FaultReason\x12\x15\n\rfault_address\x18\x03 \x01(\x04\x12\x12\n\niotlb_hits\x18\x04 \x01(\x04\x12\x14\n\x0ciotlb_misses\x18\x05 \x01(\x04\"H\n\x16InvalidatePasidRequest\x12\r\n\x05pasid\x18\x01 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"2\n\x17InvalidatePasidResponse\x12\x17\n\x0f\x65ntries_dropped\x18\x01 \x01(\x04\"5\n\x14GetPasidEntryRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05pasid\x18\x02 \x01(\r\"{\n\nPasidEntry\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x0c\n\x04pgtt\x18\x02 \x01(\r\x12\r\n\x05\x66lptr\x18\x03 \x01(\x04\x12\x11\n\tdir_index\x18\x04 \x01(\r\x12\x13\n\x0btable_index\x18\x05 \x01(\r\x12\n\n\x02mm\x18\x06 \x01(\x04\x12\x0b\n\x03raw\x18\x07 \x01(\x0c\"C\n\x15GetPasidEntryResponse\x12*\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1b.svasim.iommu.v1.PasidEntry\"\x11\n\x0fGetIommuRequest\"=\n\x0fPasidAllocation\x12\r\n\x05pasid\x18\x01 \x01(\r\x12\n\n\x02mm\x18\x02 \x01(\x04\x12\x0f\n\x07\x64\x65vices\x18\x03 \x03(\t\"\x9b\x01\n\x10GetIommuResponse\x12\x30\n\x06pasids\x18\x01 \x03(\x0b\x32 .svasim.iommu.v1.PasidAllocation\x12\x14\n\x0ctranslations\x18\x02 \x01(\x04\x12\x12\n\niotlb_hits\x18\x03 \x01(\x04\x12\x14\n\x0ciotlb_misses\x18\x04 \x01(\x04\x12\x15\n\rinvalidations\x18\x05 \x01(\x04*\xaf\x01\n\x0b\x46\x61ultReason\x12\x1c\n\x18\x46\x41ULT_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x41ULT_REASON_NOT_PRESENT\x10\x01\x12\x1b\n\x17\x46\x41ULT_REASON_PROTECTION\x10\x02\x12\"\n\x1e\x46\x41ULT_REASON_PASID_NOT_PRESENT\x10\x03\x12#\n\x1f\x46\x41ULT_REASON_PASID_OUT_OF_RANGE\x10\x04\x32\xad\x04\n\x0cIommuService\x12U\n\nBindDevice\x12\".svasim.iommu.v1.BindDeviceRequest\x1a#.svasim.iommu.v1.BindDeviceResponse\x12[\n\x0cUnbindDevice\x12$.svasim.iommu.v1.UnbindDeviceRequest\x1a%.svasim.iommu.v1.UnbindDeviceResponse\x12R\n\tTranslate\x12!.svasim.iommu.v1.TranslateRequest\x1a\".svasim.iommu.v1.TranslateResponse\x12\x64\n\x0fInvalidatePasid\x12\'.svasim.iommu.v1.InvalidatePasidRequest\x1a(.svasim.iommu.v1.InvalidatePasidResponse\x12^\n\rGetPasidEntry\x12%.svasim.iommu.v1.GetPasidEntryRequest\x1a&.svasim.iommu.v1.GetPasidEntryResponse\x12O\n\x08GetIommu\x12 .svasim.iommu.v1.GetIommuRequest\x1a!.svasim.iommu.v1.GetIommuResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsvasim/iommu/v1/iommu.proto\x12\x0fsvasim.iommu.v1\"P\n\x11\x42indDeviceRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\n\n\x02mm\x18\x02 \x01(\x04\x12\x0b\n\x03pgd\x18\x03 \x01(\x04\x12\x12\n\nmax_pasids\x18\x04 \x01(\r\"6\n\x12\x42indDeviceResponse\x12\r\n\x05pasid\x18\x01 \x01(\r\x12\x11\n\tallocated\x18\x02 \x01(\x08\"I\n\x13UnbindDeviceRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\n\n\x02mm\x18\x02 \x01(\x04\x12\x16\n\x0e\x66ree_if_unused\x18\x03 \x01(\x08\"4\n\x14UnbindDeviceResponse\x12\r\n\x05pasid\x18\x01 \x01(\r\x12\r\n\x05\x66reed\x18\x02 \x01(\x08\"\x1b\n\rDropMmRequest\x12\n\n\x02mm\x18\x01 \x01(\x04\"\x1f\n\x0e\x44ropMmResponse\x12\r\n\x05pasid\x18\x01 \x01(\r\"a\n\x10TranslateRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05pasid\x18\x02 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\x12\r\n\x05write\x18\x05 \x01(\x08\"@\n\x0bTranslation\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\x04\x12\x10\n\x08physical\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"\xb5\x01\n\x11TranslateResponse\x12\x32\n\x0ctranslations\x18\x01 \x03(\x0b\x32\x1c.svasim.iommu.v1.Translation\x12+\n\x05\x66\x61ult\x18\x02 \x01(\x0e\x32\x1c.svasim.iommu.v1.FaultReason\x12\x15\n\rfault_address\x18\x03 \x01(\x04\x12\x12\n\niotlb_hits\x18\x04 \x01(\x04\x12\x14\n\x0ciotlb_misses\x18\x05 \x01(\x04\"H\n\x16InvalidatePasidRequest\x12\r\n\x05pasid\x18\x01 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"2\n\x17InvalidatePasidResponse\x12\x17\n\x0f\x65ntries_dropped\x18\x01 \x01(\x04\"5\n\x14GetPasidEntryRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05pasid\x18\x02 \x01(\r\"{\n\nPasidEntry\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x0c\n\x04pgtt\x18\x02 \x01(\r\x12\r\n\x05\x66lptr\x18\x03 \x01(\x04\x12\x11\n\tdir_index\x18\x04 \x01(\r\x12\x13\n\x0btable_index\x18\x05 \x01(\r\x12\n\n\x02mm\x18\x06 \x01(\x04\x12\x0b\n\x03raw\x18\x07 \x01(\x0c\"C\n\x15GetPasidEntryResponse\x12*\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1b.svasim.iommu.v1.PasidEntry\"\x11\n\x0fGetIommuRequest\"=\n\x0fPasidAllocation\x12\r\n\x05pasid\x18\x01 \x01(\r\x12\n\n\x02mm\x18\x02 \x01(\x04\x12\x0f\n\x07\x64\x65vices\x18\x03 \x03(\t\"\x9b\x01\n\x10GetIommuResponse\x12\x30\n\x06pasids\x18\x01 \x03(\x0b\x32 .svasim.iommu.v1.PasidAllocation\x12\x14\n\x0ctranslations\x18\x02 \x01(\x04\x12\x12\n\niotlb_hits\x18\x03 \x01(\x04\x12\x14\n\x0ciotlb_misses\x18\x04 \x01(\x04\x12\x15\n\rinvalidations\x18\x05 \x01(\x04*\xaf\x01\n\x0b\x46\x61ultReason\x12\x1c\n\x18\x46\x41ULT_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x41ULT_REASON_NOT_PRESENT\x10\x01\x12\x1b\n\x17\x46\x41ULT_REASON_PROTECTION\x10\x02\x12\"\n\x1e\x46\x41ULT_REASON_PASID_NOT_PRESENT\x10\x03\x12#\n\x1f\x46\x41ULT_REASON_PASID_OUT_OF_RANGE\x10\x04\x32\xf8\x04\n\x0cIommuService\x12U\n\nBindDevice\x12\".svasim.iommu.v1.BindDeviceRequest\x1a#.svasim.iommu.v1.BindDeviceResponse\x12[\n\x0cUnbindDevice\x12$.svasim.iommu.v1.UnbindDeviceRequest\x1a%.svasim.iommu.v1.UnbindDeviceResponse\x12I\n\x06\x44ropMm\x12\x1e.svasim.iommu.v1.DropMmRequest\x1a\x1f.svasim.iommu.v1.DropMmResponse\x12R\n\tTranslate\x12!.svasim.iommu.v1.TranslateRequest\x1a\".svasim.iommu.v1.TranslateResponse\x12\x64\n\x0fInvalidatePasid\x12\'.svasim.iommu.v1.InvalidatePasidRequest\x1a(.svasim.iommu.v1.InvalidatePasidResponse\x12^\n\rGetPasidEntry\x12%.svasim.iommu.v1.GetPasidEntryRequest\x1a&.svasim.iommu.v1.GetPasidEntryResponse\x12O\n\x08GetIommu\x12 .svasim.iommu.v1.GetIommuRequest\x1a!.svasim.iommu.v1.GetIommuResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'svasim.iommu.v1.iommu_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FAULTREASON']._serialized_start=1241
-  _globals['_FAULTREASON']._serialized_end=1416
+  _globals['_FAULTREASON']._serialized_start=1342
+  _globals['_FAULTREASON']._serialized_end=1517
   _globals['_BINDDEVICEREQUEST']._serialized_start=48
   _globals['_BINDDEVICEREQUEST']._serialized_end=128
   _globals['_BINDDEVICERESPONSE']._serialized_start=130
   _globals['_BINDDEVICERESPONSE']._serialized_end=184
   _globals['_UNBINDDEVICEREQUEST']._serialized_start=186
-  _globals['_UNBINDDEVICEREQUEST']._serialized_end=235
-  _globals['_UNBINDDEVICERESPONSE']._serialized_start=237
-  _globals['_UNBINDDEVICERESPONSE']._serialized_end=274
-  _globals['_TRANSLATEREQUEST']._serialized_start=276
-  _globals['_TRANSLATEREQUEST']._serialized_end=373
-  _globals['_TRANSLATION']._serialized_start=375
-  _globals['_TRANSLATION']._serialized_end=439
-  _globals['_TRANSLATERESPONSE']._serialized_start=442
-  _globals['_TRANSLATERESPONSE']._serialized_end=623
-  _globals['_INVALIDATEPASIDREQUEST']._serialized_start=625
-  _globals['_INVALIDATEPASIDREQUEST']._serialized_end=697
-  _globals['_INVALIDATEPASIDRESPONSE']._serialized_start=699
-  _globals['_INVALIDATEPASIDRESPONSE']._serialized_end=749
-  _globals['_GETPASIDENTRYREQUEST']._serialized_start=751
-  _globals['_GETPASIDENTRYREQUEST']._serialized_end=804
-  _globals['_PASIDENTRY']._serialized_start=806
-  _globals['_PASIDENTRY']._serialized_end=929
-  _globals['_GETPASIDENTRYRESPONSE']._serialized_start=931
-  _globals['_GETPASIDENTRYRESPONSE']._serialized_end=998
-  _globals['_GETIOMMUREQUEST']._serialized_start=1000
-  _globals['_GETIOMMUREQUEST']._serialized_end=1017
-  _globals['_PASIDALLOCATION']._serialized_start=1019
-  _globals['_PASIDALLOCATION']._serialized_end=1080
-  _globals['_GETIOMMURESPONSE']._serialized_start=1083
-  _globals['_GETIOMMURESPONSE']._serialized_end=1238
-  _globals['_IOMMUSERVICE']._serialized_start=1419
-  _globals['_IOMMUSERVICE']._serialized_end=1976
+  _globals['_UNBINDDEVICEREQUEST']._serialized_end=259
+  _globals['_UNBINDDEVICERESPONSE']._serialized_start=261
+  _globals['_UNBINDDEVICERESPONSE']._serialized_end=313
+  _globals['_DROPMMREQUEST']._serialized_start=315
+  _globals['_DROPMMREQUEST']._serialized_end=342
+  _globals['_DROPMMRESPONSE']._serialized_start=344
+  _globals['_DROPMMRESPONSE']._serialized_end=375
+  _globals['_TRANSLATEREQUEST']._serialized_start=377
+  _globals['_TRANSLATEREQUEST']._serialized_end=474
+  _globals['_TRANSLATION']._serialized_start=476
+  _globals['_TRANSLATION']._serialized_end=540
+  _globals['_TRANSLATERESPONSE']._serialized_start=543
+  _globals['_TRANSLATERESPONSE']._serialized_end=724
+  _globals['_INVALIDATEPASIDREQUEST']._serialized_start=726
+  _globals['_INVALIDATEPASIDREQUEST']._serialized_end=798
+  _globals['_INVALIDATEPASIDRESPONSE']._serialized_start=800
+  _globals['_INVALIDATEPASIDRESPONSE']._serialized_end=850
+  _globals['_GETPASIDENTRYREQUEST']._serialized_start=852
+  _globals['_GETPASIDENTRYREQUEST']._serialized_end=905
+  _globals['_PASIDENTRY']._serialized_start=907
+  _globals['_PASIDENTRY']._serialized_end=1030
+  _globals['_GETPASIDENTRYRESPONSE']._serialized_start=1032
+  _globals['_GETPASIDENTRYRESPONSE']._serialized_end=1099
+  _globals['_GETIOMMUREQUEST']._serialized_start=1101
+  _globals['_GETIOMMUREQUEST']._serialized_end=1118
+  _globals['_PASIDALLOCATION']._serialized_start=1120
+  _globals['_PASIDALLOCATION']._serialized_end=1181
+  _globals['_GETIOMMURESPONSE']._serialized_start=1184
+  _globals['_GETIOMMURESPONSE']._serialized_end=1339
+  _globals['_IOMMUSERVICE']._serialized_start=1520
+  _globals['_IOMMUSERVICE']._serialized_end=2152
 # @@protoc_insertion_point(module_scope)

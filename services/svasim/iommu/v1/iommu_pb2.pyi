@@ -41,14 +41,30 @@ class BindDeviceResponse(_message.Message):
     def __init__(self, pasid: _Optional[int] = ..., allocated: _Optional[bool] = ...) -> None: ...
 
 class UnbindDeviceRequest(_message.Message):
-    __slots__ = ("device", "mm")
+    __slots__ = ("device", "mm", "free_if_unused")
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     MM_FIELD_NUMBER: _ClassVar[int]
+    FREE_IF_UNUSED_FIELD_NUMBER: _ClassVar[int]
     device: str
     mm: int
-    def __init__(self, device: _Optional[str] = ..., mm: _Optional[int] = ...) -> None: ...
+    free_if_unused: bool
+    def __init__(self, device: _Optional[str] = ..., mm: _Optional[int] = ..., free_if_unused: _Optional[bool] = ...) -> None: ...
 
 class UnbindDeviceResponse(_message.Message):
+    __slots__ = ("pasid", "freed")
+    PASID_FIELD_NUMBER: _ClassVar[int]
+    FREED_FIELD_NUMBER: _ClassVar[int]
+    pasid: int
+    freed: bool
+    def __init__(self, pasid: _Optional[int] = ..., freed: _Optional[bool] = ...) -> None: ...
+
+class DropMmRequest(_message.Message):
+    __slots__ = ("mm",)
+    MM_FIELD_NUMBER: _ClassVar[int]
+    mm: int
+    def __init__(self, mm: _Optional[int] = ...) -> None: ...
+
+class DropMmResponse(_message.Message):
     __slots__ = ("pasid",)
     PASID_FIELD_NUMBER: _ClassVar[int]
     pasid: int

@@ -46,6 +46,11 @@ class IommuServiceStub:
                 request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.UnbindDeviceRequest.SerializeToString,
                 response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.UnbindDeviceResponse.FromString,
                 _registered_method=True)
+        self.DropMm = channel.unary_unary(
+                '/svasim.iommu.v1.IommuService/DropMm',
+                request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.DropMmRequest.SerializeToString,
+                response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.DropMmResponse.FromString,
+                _registered_method=True)
         self.Translate = channel.unary_unary(
                 '/svasim.iommu.v1.IommuService/Translate',
                 request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.TranslateRequest.SerializeToString,
@@ -84,6 +89,13 @@ class IommuServiceServicer:
     def UnbindDevice(self, request, context):
         """Unbinds an mm from a device (iommu_sva_unbind_device): clears the PASID entry; the
         PASID itself stays with the mm until the mm is dropped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropMm(self, request, context):
+        """Drops an mm (mm_pasid_drop at __mmdrop): clears its entries and frees its PASID.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,6 +143,11 @@ def add_IommuServiceServicer_to_server(servicer, server):
                     servicer.UnbindDevice,
                     request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.UnbindDeviceRequest.FromString,
                     response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.UnbindDeviceResponse.SerializeToString,
+            ),
+            'DropMm': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropMm,
+                    request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.DropMmRequest.FromString,
+                    response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.DropMmResponse.SerializeToString,
             ),
             'Translate': grpc.unary_unary_rpc_method_handler(
                     servicer.Translate,
@@ -209,6 +226,33 @@ class IommuService:
             '/svasim.iommu.v1.IommuService/UnbindDevice',
             svasim_dot_iommu_dot_v1_dot_iommu__pb2.UnbindDeviceRequest.SerializeToString,
             svasim_dot_iommu_dot_v1_dot_iommu__pb2.UnbindDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropMm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.iommu.v1.IommuService/DropMm',
+            svasim_dot_iommu_dot_v1_dot_iommu__pb2.DropMmRequest.SerializeToString,
+            svasim_dot_iommu_dot_v1_dot_iommu__pb2.DropMmResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,45 @@
+"""Linux 5.10 to 5.13: IPI on allocation plus update_pasid() in the FPU switch path.
+
+Commit 20f0afd1fb3d: ``load_pasid()`` sets ``mm->pasid`` and runs
+``on_each_cpu_mask(mm_cpumask(mm), _load_pasid, NULL, true)``; ``update_pasid()`` runs in
+that IPI and at the end of ``switch_fpu_finish()``. It acts on ``current`` whatever it
+is: with ``TIF_NEED_FPU_LOAD`` clear it writes the MSR, otherwise it edits the XSAVE
+buffer. There is no #GP fixup; a thread whose MSR is not valid gets SIGSEGV. The PASID
+was freed on the last unbind (``ioasid_free`` then ``load_pasid(mm, PASID_DISABLED)``).
+
+Its defects, reproduced faithfully (commit 9bfecd058339 disabled ENQCMD for them):
+the IPI can land inside an FPU save sequence, because ``fpregs_lock()`` only disables
+bottom halves, and its edit of the buffer is then overwritten by the XSAVES that
+follows; and, given NULL, it acts on whatever runs there, including a kernel thread
+that borrowed the mm.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from svasim.model.journal import Journal
+from svasim.model.policy import PolicyBase
+
+if TYPE_CHECKING:  # pragma: no cover
+    from svasim.model.cpu import CpuState, Kernel, Process, Task
+
+
+class Linux510(PolicyBase):
+    """update_pasid() in switch_fpu_finish and in the allocation IPI."""
+
+    name = "linux-5.10"
+    clone_keeps_pasid = True
+    early_free = True
+
+    def on_pasid_alloc(self, kernel: Kernel, cpu: CpuState, mm: Process, journal: Journal) -> None:
+        """load_pasid(): IPI mm_cpumask with a NULL argument."""
+        kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, "update_pasid", None, journal)
+
+    def on_pasid_free(self, kernel: Kernel, cpu: CpuState, mm: Process, journal: Journal) -> None:
+        """load_pasid(mm, PASID_DISABLED) after ioasid_free."""
+        kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, "update_pasid", None, journal)
+
+    def on_switch_fpu_finish(self, kernel: Kernel, cpu: CpuState, task: Task, journal: Journal) -> None:
+        """update_pasid() for the incoming task."""
+        kernel.update_pasid(cpu, journal)

@@ -1,0 +1,58 @@
+"""Workloads: validation, determinism, and the shipped ones under every policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from svasim.compare import load_workload, shipped_workloads
+from svasim.model.policy import policy_names
+from svasim.model.workload import Workload, run_workload
+
+
+def test_shipped_workloads_cover_the_three_realistic_shapes():
+    assert set(shipped_workloads()) >= {"mostly-idle-threads", "one-heavy-submitter", "migrating-pool"}
+
+
+@pytest.mark.parametrize("name", ["mostly-idle-threads", "one-heavy-submitter", "migrating-pool"])
+def test_shipped_workloads_run_without_violations_under_every_policy(name):
+    wl = load_workload(name)
+    for policy in policy_names():
+        r = run_workload(wl, policy)
+        assert r.counters["invariant_violations"] == 0, (name, policy)
+        assert r.counters["context_switches"] > 0
+
+
+def test_a_workload_run_is_deterministic():
+    wl = load_workload("migrating-pool")
+    a = run_workload(wl, "linux-5.18")
+    b = run_workload(wl, "linux-5.18")
+    assert a.counters == b.counters and a.per_thread == b.per_thread
+
+
+def test_lazy_policy_takes_one_gp_per_submitting_thread_and_eager_none():
+    wl = load_workload("one-heavy-submitter")
+    lazy = run_workload(wl, "linux-5.18")
+    eager = run_workload(wl, "eager-switch-mm")
+    assert lazy.counters["gp"] == 3 and lazy.counters["wrmsr.pasid"] == 3
+    assert eager.counters["gp"] == 0 and eager.counters["ipi_sent"] > 0
+    assert (
+        eager.counters["cache_lines_dirtied"] > run_workload(wl, "eager-switch-mm-cmp").counters["cache_lines_dirtied"]
+    )
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({}, "at least one"),
+        ({"process": [{"name": "a", "threads": 0}]}, "threads"),
+        ({"process": [{"name": "a", "submitters": 2, "open_wq": True}]}, "more submitters"),
+        ({"process": [{"name": "a", "threads": 2, "submitters": 1}]}, "open_wq"),
+        ({"process": [{"name": "a", "bogus": 1}]}, "unknown keys"),
+        ({"cpus": 0, "process": [{"name": "a"}]}, "cpus"),
+        ({"colour": "blue", "process": [{"name": "a"}]}, "unknown workload keys"),
+    ],
+)
+def test_bad_workloads_are_refused_with_the_field_named(data, message):
+    with pytest.raises((ValueError, TypeError)) as e:
+        Workload.from_dict(data)
+    assert message in str(e.value)
