@@ -56,3 +56,39 @@ def test_bad_workloads_are_refused_with_the_field_named(data, message):
     with pytest.raises((ValueError, TypeError)) as e:
         Workload.from_dict(data)
     assert message in str(e.value)
+
+
+def test_an_explicit_schedule_of_switch_events_drives_the_run():
+    data = {
+        "name": "explicit",
+        "cpus": 2,
+        "ticks": 3,
+        "process": [{"name": "app", "threads": 2, "open_wq": True, "submitters": 2, "enqcmds_per_tick": 1}],
+        "switch": [
+            {"round": 0, "cpu": 0, "process": "app0", "thread": 0},
+            {"round": 1, "cpu": 1, "process": "app0", "thread": 1},
+            {"round": 2, "cpu": 1, "process": "app0", "thread": 0},
+        ],
+    }
+    r = run_workload(Workload.from_dict(data), "linux-5.18")
+    assert r.counters["context_switches"] == 3
+    assert r.counters["enqcmd"] == 3 and r.counters["gp"] == 2  # one fixup per thread
+
+
+def test_switch_events_naming_missing_threads_or_cpus_are_refused():
+    base = {"cpus": 1, "ticks": 2, "process": [{"name": "a"}]}
+    with pytest.raises(ValueError, match="cpu 3"):
+        Workload.from_dict({**base, "switch": [{"round": 0, "cpu": 3, "process": "a0", "thread": 0}]})
+    with pytest.raises(ValueError, match="round order"):
+        Workload.from_dict(
+            {
+                **base,
+                "switch": [
+                    {"round": 1, "cpu": 0, "process": "a0", "thread": 0},
+                    {"round": 0, "cpu": 0, "process": "a0", "thread": 0},
+                ],
+            }
+        )
+    wl = Workload.from_dict({**base, "switch": [{"round": 0, "cpu": 0, "process": "zz0", "thread": 0}]})
+    with pytest.raises(ValueError, match="lacks"):
+        run_workload(wl, "linux-5.18")

@@ -18,8 +18,17 @@ A workload is plain data (a TOML file, see ``svasim/data/workloads/``):
 
 The scheduler is a deterministic round robin over a global run queue (or per-CPU
 queues for pinned threads): every round, each CPU takes the next thread that is not
-already running. Each thread, when it runs, touches its SIMD registers, then does its
-ENQCMDs, tile and PKRU work.
+already running. A workload may instead give its schedule as a list of switch events
+(what a recorded trace gives), applied in order, and then nothing else runs:
+
+    [[switch]]
+    round = 0
+    cpu = 1
+    process = "app0"            # process instance: name + index
+    thread = 2                  # thread index within it
+
+Each thread, when it runs, touches its SIMD registers, then does its ENQCMDs, tile and
+PKRU work.
 """
 
 from __future__ import annotations
@@ -44,7 +53,18 @@ PROCESS_KEYS = {
     "amx_threads",
     "pkru_threads",
 }
-TOP_KEYS = {"name", "description", "cpus", "ticks", "process", "early_free"}
+TOP_KEYS = {"name", "description", "cpus", "ticks", "process", "early_free", "switch"}
+SWITCH_KEYS = {"round", "cpu", "process", "thread"}
+
+
+@dataclass(frozen=True)
+class SwitchEvent:
+    """One context switch of an explicit schedule."""
+
+    round: int
+    cpu: int
+    process: str
+    thread: int
 
 
 @dataclass
@@ -72,6 +92,7 @@ class Workload:
     processes: list[ProcessSpec]
     description: str = ""
     early_free: bool | None = None
+    switches: list[SwitchEvent] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Workload:
@@ -105,6 +126,23 @@ class Workload:
             raise ValueError("cpus must be an integer in 1..256")
         if not isinstance(ticks, int) or not 1 <= ticks <= 1_000_000:
             raise ValueError("ticks must be an integer in 1..1000000")
+        switches = []
+        for i, ev in enumerate(data.get("switch", [])):
+            bad = set(ev) - SWITCH_KEYS
+            missing = SWITCH_KEYS - set(ev)
+            if bad or missing:
+                raise ValueError(
+                    f"switch[{i}]: keys must be {sorted(SWITCH_KEYS)} "
+                    f"(unknown {sorted(bad)}, missing {sorted(missing)})"
+                )
+            sw = SwitchEvent(int(ev["round"]), int(ev["cpu"]), str(ev["process"]), int(ev["thread"]))
+            if not 0 <= sw.cpu < cpus:
+                raise ValueError(f"switch[{i}].cpu {sw.cpu} is not a CPU of this workload (0..{cpus - 1})")
+            if not 0 <= sw.round < ticks:
+                raise ValueError(f"switch[{i}].round {sw.round} is outside 0..{ticks - 1}")
+            switches.append(sw)
+        if any(a.round > b.round for a, b in zip(switches, switches[1:], strict=False)):
+            raise ValueError("switch events must be in round order")
         return cls(
             str(data.get("name", "workload")),
             cpus,
@@ -112,6 +150,7 @@ class Workload:
             procs,
             str(data.get("description", "")),
             data.get("early_free"),
+            switches,
         )
 
 
@@ -174,6 +213,8 @@ def run_workload(
                         "pin": None if spec.migrate else len(threads) % wl.cpus,
                         "comp": comp,
                         "open": spec.open_wq,
+                        "process": proc.name,
+                        "index": i,
                     }
                 )
             if spec.open_wq:
@@ -181,50 +222,61 @@ def run_workload(
                 # allocated while other threads may be on CPUs).
                 threads[-len(tids)]["open_first"] = True
     noop: dict[int, bytes] = {}
-    queue = list(range(len(threads)))
     portals: dict[int, int] = {}
-    for _tick in range(wl.ticks):
-        running: set[int] = set()
-        for cpu in range(wl.cpus):
-            pick = None
-            for qi, ti in enumerate(queue):
-                t = threads[ti]
-                if ti in running or k.tasks[t["tid"]].exited:
-                    continue
-                if t["pin"] is not None and t["pin"] != cpu:
-                    continue
-                pick = qi
-                break
-            if pick is None:
-                continue
-            ti = queue.pop(pick)
-            queue.append(ti)
-            running.add(ti)
-            t = threads[ti]
-            tid = t["tid"]
-            k.schedule(j, tid, cpu)
-            k.use_fpu(j, tid)
-            if t.get("open_first") and t["pid"] not in portals:
-                portals[t["pid"]] = k.open_wq(j, t["pid"], "dsa0", 0)[0]
-            if t["pkru"]:
-                k.write_pkru(j, tid, 0x55555554 ^ (_tick & 1) << 2)
-            if t["amx"]:
-                if k.use_tile(j, tid) == "sigill":
-                    continue
-            if t["submit"] and t["pid"] in portals:
-                desc = noop.get(t["comp"])
-                if desc is None:
-                    desc = noop[t["comp"]] = idxd.pack_desc(
-                        idxd.DsaHwDesc(
-                            opcode=idxd.DsaOpcode.NOOP,
-                            flags=int(idxd.OpFlag.CRAV | idxd.OpFlag.RCR),
-                            completion_addr=t["comp"],
-                        )
+
+    def run_thread(t: dict[str, Any], cpu: int, tick: int) -> None:
+        tid = t["tid"]
+        k.schedule(j, tid, cpu)
+        k.use_fpu(j, tid)
+        if t.get("open_first") and t["pid"] not in portals:
+            portals[t["pid"]] = k.open_wq(j, t["pid"], "dsa0", 0)[0]
+        if t["pkru"]:
+            k.write_pkru(j, tid, 0x55555554 ^ (tick & 1) << 2)
+        if t["amx"] and k.use_tile(j, tid) == "sigill":
+            return
+        if t["submit"] and t["pid"] in portals:
+            desc = noop.get(t["comp"])
+            if desc is None:
+                desc = noop[t["comp"]] = idxd.pack_desc(
+                    idxd.DsaHwDesc(
+                        opcode=idxd.DsaOpcode.NOOP,
+                        flags=int(idxd.OpFlag.CRAV | idxd.OpFlag.RCR),
+                        completion_addr=t["comp"],
                     )
-                for _ in range(t["n"]):
-                    r = k.enqcmd(j, tid, portals[t["pid"]], desc)
-                    if r.outcome not in ("accepted", "retry"):
-                        break
+                )
+            for _ in range(t["n"]):
+                r = k.enqcmd(j, tid, portals[t["pid"]], desc)
+                if r.outcome not in ("accepted", "retry"):
+                    break
+
+    if wl.switches:
+        by_name = {(t["process"], t["index"]): t for t in threads}
+        for ev in wl.switches:
+            t = by_name.get((ev.process, ev.thread))
+            if t is None:
+                raise ValueError(f"switch event names {ev.process} thread {ev.thread}, which the workload lacks")
+            if not k.tasks[t["tid"]].exited:
+                run_thread(t, ev.cpu, ev.round)
+    else:
+        queue = list(range(len(threads)))
+        for tick in range(wl.ticks):
+            running: set[int] = set()
+            for cpu in range(wl.cpus):
+                pick = None
+                for qi, ti in enumerate(queue):
+                    t = threads[ti]
+                    if ti in running or k.tasks[t["tid"]].exited:
+                        continue
+                    if t["pin"] is not None and t["pin"] != cpu:
+                        continue
+                    pick = qi
+                    break
+                if pick is None:
+                    continue
+                ti = queue.pop(pick)
+                queue.append(ti)
+                running.add(ti)
+                run_thread(threads[ti], cpu, tick)
     res = WorkloadResult(wl.name, policy, Counter(k.stats))
     res.per_cpu = {name: c for name, c in sorted(k.counters.items()) if name.startswith("cpu/")}
     res.per_thread = {name: c for name, c in sorted(k.counters.items()) if name.startswith("thread/")}
