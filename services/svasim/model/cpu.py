@@ -95,11 +95,8 @@ class CpuState:
     next_asid: int = 0
     ldt_gen: tuple[int, int] = (0, 0)  # (mm, ldt generation) loaded
     cycles: int = 0
-    # Explorer support: the interruptible point a kernel sequence on this CPU is at,
-    # and whether IRQs are enabled there.
+    # The interruptible point a kernel sequence on this CPU is at (for the explorer).
     in_sequence: str = ""
-    irqs_enabled: bool = True
-    pending_ipis: list[tuple[str, int | None]] = field(default_factory=list)
 
     @property
     def entity(self) -> str:
@@ -752,8 +749,9 @@ class Kernel:
     def on_each_cpu_mask(self, sender: CpuState, mask: int, handler: str, arg: int | None, journal: Journal) -> None:
         """Run ``handler`` on every CPU of ``mask`` and wait (on_each_cpu_mask(..., true)).
 
-        A target whose IRQs are off (inside a sequence that disabled them) takes the IPI
-        when it enables them; the sender's wait is charged either way.
+        The handler runs on each target in whatever context it is in at that moment: the
+        interleaving explorer decides what that moment is, by suspending a kernel
+        sequence on the target at one of its interruptible points.
         """
         for n in range(len(self.cpus)):
             if not mask >> n & 1:
@@ -764,10 +762,7 @@ class Kernel:
             journal.emit(
                 target.entity, "ipi.send", None, None, detail={"from": sender.id, "handler": handler, "arg": arg}
             )
-            if target.irqs_enabled or target is sender:
-                self._ipi_receive(target, handler, arg, journal)
-            else:
-                target.pending_ipis.append((handler, arg))
+            self._ipi_receive(target, handler, arg, journal)
 
     def _ipi_receive(self, cpu: CpuState, handler: str, arg: int | None, journal: Journal) -> None:
         outer = self._enter("ipi")
@@ -796,12 +791,6 @@ class Kernel:
                 self._load_ldt(cpu, self.processes[arg], journal)
         else:
             raise ValueError(f"unknown IPI handler {handler}")
-
-    def deliver_pending_ipis(self, cpu: CpuState, journal: Journal) -> None:
-        """IRQs are enabled on ``cpu`` again: take what was held back."""
-        while cpu.pending_ipis and cpu.irqs_enabled:
-            handler, arg = cpu.pending_ipis.pop(0)
-            self._ipi_receive(cpu, handler, arg, journal)
 
     def update_pasid(self, cpu: CpuState, journal: Journal) -> None:
         """Linux 5.10's update_pasid(), acting on whatever is current on ``cpu``."""
