@@ -38,12 +38,12 @@ def _slow_and_flaky(
     real = store.append
     calls: list[int] = []
 
-    def append(run_id: str, transitions: Sequence[Transition]) -> None:
+    def append(run_id: str, transitions: Sequence[Transition], *, origin: str | None = None) -> None:
         calls.append(len(transitions))
         time.sleep(delay)
         if len(calls) <= failures:
             raise ConnectionError(f"database away (call {len(calls)})")
-        real(run_id, transitions)
+        real(run_id, transitions, origin=origin)
 
     monkeypatch.setattr(store, "append", append)
     return calls
@@ -277,3 +277,31 @@ def test_invalid_settings_are_rejected(store: Store, run: RunInfo) -> None:
         Recorder(store, run.id, flush_interval=0)
     with pytest.raises(ValueError, match="max_batch"):
         Recorder(store, run.id, max_batch=0)
+
+
+def test_a_commit_whose_answer_was_lost_is_not_written_twice_on_retry(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store commits, then the connection drops before the recorder hears it."""
+    run = store.create_run(name=None, config={}, policy="p", seed=0, version="t")
+    real = store.append
+    calls = []
+
+    def append(run_id: str, transitions: Sequence[Transition], *, origin: str | None = None) -> None:
+        calls.append(len(transitions))
+        real(run_id, transitions, origin=origin)
+        if len(calls) == 1:
+            for t in transitions:
+                t.seq = None  # the answer never arrived
+            raise ConnectionError("connection reset after commit")
+
+    monkeypatch.setattr(store, "append", append)
+    rec = Recorder(store, run.id, flush_interval=0.001)
+    ts = [_t(i) for i in range(5)]
+    rec.append(ts)
+    rec.flush(timeout=30)
+    rec.close()
+    assert len(calls) >= 2
+    events = store.events(run.id)
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    assert [t.seq for t in ts] == [1, 2, 3, 4, 5]

@@ -28,15 +28,16 @@ def test_upgrade_creates_the_schema_and_is_idempotent(store_url: str) -> None:
     assert current_revision(store_url) is None
     upgrade(store_url)
     upgrade(store_url)  # a database at head is left alone
-    assert current_revision(store_url) == head_revision() == "0001"
+    assert current_revision(store_url) == head_revision() == "0002"
     engine = create_engine(store_url)
     try:
         inspector = sa.inspect(engine)
-        assert set(inspector.get_table_names()) == {"alembic_version", "runs", "events"}
+        assert set(inspector.get_table_names()) == {"alembic_version", "runs", "events", "snapshots"}
         assert inspector.get_pk_constraint("events")["constrained_columns"] == ["run_id", "seq"]
         indexes = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes("events")}
         assert indexes["ix_events_run_id_entity"] == ["run_id", "entity"]
         assert indexes["ix_events_run_id_kind"] == ["run_id", "kind"]
+        assert indexes["uq_events_run_id_origin_origin_seq"] == ["run_id", "origin", "origin_seq"]
     finally:
         engine.dispose()
 
@@ -85,3 +86,13 @@ def test_concurrent_upgrades_of_a_fresh_database_both_succeed(store_url: str) ->
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0]
     assert current_revision(store_url) == head_revision()
+
+
+def test_migrations_downgrade_to_the_first_revision_and_back(store_url: str) -> None:
+    from svasim.store.migrate import downgrade
+
+    upgrade(store_url)
+    downgrade(store_url, "0001")
+    assert current_revision(store_url) == "0001"
+    upgrade(store_url)
+    assert current_revision(store_url) == "0002"

@@ -35,6 +35,8 @@ class Transition:
     detail: dict[str, Any] | None = None
     #: Global sequence number, set by the recorder when the transition is committed.
     seq: int | None = field(default=None)
+    #: The recorder's own counter for this transition (idempotent appends).
+    origin_seq: int | None = field(default=None)
 
     def cause_seq(self) -> int | None:
         """The committed sequence number of the cause, or None when there is none."""

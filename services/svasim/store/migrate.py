@@ -107,3 +107,10 @@ def current_revision(target: str | URL | Engine) -> str | None:
     """The revision the database at ``target`` is at, or None if it was never migrated."""
     with _engine_for(target) as engine, engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def downgrade(target: str | URL | Engine, revision: str) -> None:
+    """Take the database at ``target`` back down to ``revision`` (one transaction)."""
+    with _engine_for(target) as engine, write_connection(engine) as connection, connection.begin():
+        lock_for_migration(connection)
+        command.downgrade(alembic_config(connection), revision)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Literal, Self, TypedDict
@@ -97,6 +98,10 @@ class Recorder:
         self._work = threading.Condition(self._lock)  # the writer waits here
         self._done = threading.Condition(self._lock)  # flush / wait_durable wait here
         self._pending: list[Transition] = []
+        # This writer's identity and counter: a retried append after an ambiguous commit
+        # is recognised by the store and not written twice.
+        self._origin = uuid.uuid4().hex[:16]
+        self._next_origin_seq = 1
         self._oldest_pending_at = 0.0  # monotonic time the oldest pending one arrived
         self._urgent = False  # a waiter wants the pending transitions written now
         self._appended = 0
@@ -135,6 +140,9 @@ class Recorder:
             was_empty = not self._pending
             if was_empty:
                 self._oldest_pending_at = time.monotonic()
+            for t in transitions:
+                t.origin_seq = self._next_origin_seq
+                self._next_origin_seq += 1
             self._pending.extend(transitions)
             self._appended += len(transitions)
             # Wake the writer only when it has something new to decide: it sleeps while
@@ -254,7 +262,7 @@ class Recorder:
         for start in range(0, len(batch), self._max_batch):
             chunk = batch[start : start + self._max_batch]
             try:
-                self._store.append(self._run_id, chunk)
+                self._store.append(self._run_id, chunk, origin=self._origin)
             except Exception as exc:
                 with self._lock:
                     # Back in front of what arrived meanwhile: order is kept, and the

@@ -88,6 +88,8 @@ class Event(Base):
         # primary key serves).
         Index("ix_events_run_id_entity", "run_id", "entity"),
         Index("ix_events_run_id_kind", "run_id", "kind"),
+        # Idempotent appends: a writer's (origin, origin_seq) is recorded once per run.
+        Index("uq_events_run_id_origin_origin_seq", "run_id", "origin", "origin_seq", unique=True),
     )
 
     run_id: Mapped[str] = mapped_column(String(12), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
@@ -103,9 +105,24 @@ class Event(Base):
     # Event facts that are not entity state (a #GP's reason, a retry's cause): shown by
     # trace tools, never folded into state.
     detail: Mapped[dict[str, Any] | None] = mapped_column(json_type(), nullable=True)
+    #: The writer (a recorder) that appended the event, and its own counter for it: a
+    #: retried append recognises what an earlier, ambiguous attempt already committed.
+    origin: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    origin_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Snapshot(Base):
+    """The folded state of a run after event ``seq``, so a late point need not fold it all."""
+
+    __tablename__ = "snapshots"
+
+    run_id: Mapped[str] = mapped_column(String(12), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    state: Mapped[dict[str, Any]] = mapped_column(json_type(), nullable=False)
 
 
 metadata: MetaData = Base.metadata
 #: Core tables, for the batched write path and the read queries.
 runs: Table = Run.__table__  # type: ignore[assignment]
 events: Table = Event.__table__  # type: ignore[assignment]
+snapshots: Table = Snapshot.__table__  # type: ignore[assignment]

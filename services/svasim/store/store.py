@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from svasim.store import migrate as _migrate
 from svasim.store.engine import create_engine, is_sqlite_memory, write_connection
 from svasim.store.schema import events as events_table
 from svasim.store.schema import runs as runs_table
+from svasim.store.schema import snapshots as snapshots_table
 
 #: Entity name -> its fields, as rebuilt by :func:`fold`.
 State = dict[str, dict[str, Any]]
@@ -217,6 +219,8 @@ class Store:
         # transactions must not interleave, so they take turns. Elsewhere each call has
         # its own pooled connection and the database does the locking.
         self._serial: AbstractContextManager[Any] = threading.RLock() if is_sqlite_memory(engine.url) else nullcontext()
+        #: Work counters (events folded to rebuild states), for benchmarks and tests.
+        self.stats: Counter[str] = Counter()
 
     @classmethod
     def open(cls, url: str | URL, *, migrate: bool = True) -> Store:
@@ -441,13 +445,18 @@ class Store:
 
     # -- the write path --------------------------------------------------------------
 
-    def append(self, run_id: str, transitions: Sequence[Transition]) -> None:
+    def append(self, run_id: str, transitions: Sequence[Transition], *, origin: str | None = None) -> None:
         """Record ``transitions`` at the end of the run's log, in list order, atomically.
 
         One transaction reserves ``len(transitions)`` consecutive seqs, resolves causes
         (a :class:`Transition` in this batch or already committed, or an int seq), inserts
         all rows in one executemany and commits. Only then does every transition get its
         ``seq``: if anything fails, none has one and the run's counter is unchanged.
+
+        With ``origin`` (a writer's id) every transition must carry its ``origin_seq``;
+        the append is then idempotent: transitions this writer already committed (an
+        earlier attempt whose commit went through but whose answer was lost) are not
+        written again, they only get their seqs back. They must lead the batch.
 
         Raises :class:`UnknownRunError` for an unknown run and :class:`ValueError` for a
         transition already committed or given twice, a cause that is pending but not in
@@ -503,8 +512,12 @@ class Store:
                     "cause": None,
                     "cycles": t.cycles,
                     "detail": t.detail,
+                    "origin": origin,
+                    "origin_seq": t.origin_seq,
                 }
             )
+        if origin is not None and any(t.origin_seq is None for t in transitions):
+            raise ValueError("an append with an origin needs origin_seq on every transition")
 
         reserve = (
             update(runs_table)
@@ -512,26 +525,107 @@ class Store:
             .values(next_seq=runs_table.c.next_seq + n)
             .returning(runs_table.c.next_seq)
         )
+        done: dict[int, int] = {}
+        head: Sequence[Transition] = ()
+        rest: Sequence[Transition] = ()
+        first = 0
         with self._write() as conn:
-            next_seq = conn.execute(reserve).scalar_one_or_none()
-            if next_seq is None:
-                raise UnknownRunError(f"no run with id {run_id!r}")
-            first = next_seq - n
-            for i, (row, cause_ref) in enumerate(zip(rows, causes, strict=True)):
-                seq = first + i
-                row["seq"] = seq
-                if cause_ref is not None:
-                    cause_seq = first - 1 - cause_ref if cause_ref < 0 else cause_ref
-                    if cause_seq >= seq:
-                        raise ValueError(
-                            f"transition {i} at seq {seq} names cause seq {cause_seq}, which is not before it"
-                        )
-                    row["cause"] = cause_seq
-            conn.execute(insert(events_table), rows)
+            if origin is not None:
+                c = events_table.c
+                found = conn.execute(
+                    select(c.origin_seq, c.seq).where(
+                        c.run_id == run_id,
+                        c.origin == origin,
+                        c.origin_seq.between(transitions[0].origin_seq, transitions[-1].origin_seq),
+                    )
+                ).all()
+                done = {int(o): int(q) for o, q in found}
+            if done:
+                head, rest = transitions[: len(done)], transitions[len(done) :]
+                if any(t.origin_seq not in done for t in head):
+                    raise ValueError(f"origin {origin}: the committed part of a retried append is not its head")
+                if rest:
+                    first = self._append_rest(conn, run_id, head, done, rest, origin or "")
+            else:
+                next_seq = conn.execute(reserve).scalar_one_or_none()
+                if next_seq is None:
+                    raise UnknownRunError(f"no run with id {run_id!r}")
+                first = next_seq - n
+                for i, (row, cause_ref) in enumerate(zip(rows, causes, strict=True)):
+                    seq = first + i
+                    row["seq"] = seq
+                    if cause_ref is not None:
+                        cause_seq = first - 1 - cause_ref if cause_ref < 0 else cause_ref
+                        if cause_seq >= seq:
+                            raise ValueError(
+                                f"transition {i} at seq {seq} names cause seq {cause_seq}, which is not before it"
+                            )
+                        row["cause"] = cause_seq
+                conn.execute(insert(events_table), rows)
+        if done:
+            # A retry of an append whose commit went through: the head gets its seqs back.
+            for t in head:
+                t.seq = done[t.origin_seq]  # type: ignore[index]
+            for i, t in enumerate(rest):
+                t.seq = first + i
+            return
         # Committed (the with-block exited without an exception): now, and only now, the
         # seqs are real.
         for i, t in enumerate(transitions):
             t.seq = first + i
+
+    def _append_rest(
+        self,
+        conn: Any,
+        run_id: str,
+        head: Sequence[Transition],
+        done: dict[int, int],
+        rest: Sequence[Transition],
+        origin: str,
+    ) -> int:
+        """Finish a retried append inside its transaction: the part not yet committed.
+
+        Returns the first seq given to ``rest``."""
+        n = len(rest)
+        next_seq = conn.execute(
+            update(runs_table)
+            .where(runs_table.c.id == run_id)
+            .values(next_seq=runs_table.c.next_seq + n)
+            .returning(runs_table.c.next_seq)
+        ).scalar_one_or_none()
+        if next_seq is None:
+            raise UnknownRunError(f"no run with id {run_id!r}")
+        first = next_seq - n
+        pos = {id(t): i for i, t in enumerate(rest)}
+        rows = []
+        for i, t in enumerate(rest):
+            cause = t.cause
+            if cause is None or isinstance(cause, int):
+                cause_seq = cause
+            elif id(cause) in pos:
+                cause_seq = first + pos[id(cause)]
+            elif any(cause is h for h in head):
+                cause_seq = done[cause.origin_seq]  # type: ignore[index]
+            else:
+                cause_seq = cause.seq
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "seq": first + i,
+                    "service": t.service,
+                    "entity": t.entity,
+                    "kind": t.kind,
+                    "before": t.before,
+                    "after": t.after,
+                    "cause": cause_seq,
+                    "cycles": t.cycles,
+                    "detail": t.detail,
+                    "origin": origin,
+                    "origin_seq": t.origin_seq,
+                }
+            )
+        conn.execute(insert(events_table), rows)
+        return first
 
     # -- reading ---------------------------------------------------------------------
 
@@ -606,17 +700,68 @@ class Store:
         with self._read() as conn:
             return [_event_row(r) for r in conn.execute(query)]
 
+    #: A snapshot is kept every this many events when a state is rebuilt past it.
+    snapshot_every = 10_000
+
     def state_at(self, run_id: str, seq: int | None = None) -> State:
         """The fabric state after event ``seq`` (None: after the last), entities sorted.
 
-        Rebuilt with :func:`fold` from the start of the log, streamed in chunks.
-        Raises :class:`UnknownRunError` for an unknown run.
+        Starts from the latest snapshot at or before ``seq`` and folds only the events
+        after it (streamed in chunks). Folding past a multiple of ``snapshot_every``
+        stores a snapshot there, so a later request for a late point is fast; snapshots
+        never go stale because the log is append-only. Raises :class:`UnknownRunError`.
         """
         c = events_table.c
-        query = select(c.entity, c.kind, c.before, c.after).where(*self._filters(run_id, until_seq=seq)).order_by(c.seq)
+        sc = snapshots_table.c
         with self._read() as conn:
-            exists = conn.execute(select(runs_table.c.id).where(runs_table.c.id == run_id))
-            if exists.first() is None:
+            run = conn.execute(select(runs_table.c.next_seq).where(runs_table.c.id == run_id)).first()
+            if run is None:
                 raise UnknownRunError(f"no run with id {run_id!r}")
+            last = int(run[0]) - 1
+            until = last if seq is None else min(seq, last)
+            snap = conn.execute(
+                select(sc.seq, sc.state).where(sc.run_id == run_id, sc.seq <= until).order_by(sc.seq.desc()).limit(1)
+            ).first()
+            start, state = (int(snap[0]), dict(snap[1])) if snap is not None else (0, {})
+            query = (
+                select(c.seq, c.entity, c.kind, c.before, c.after)
+                .where(*self._filters(run_id, after_seq=start, until_seq=until))
+                .order_by(c.seq)
+            )
             rows = conn.execution_options(yield_per=_STREAM_CHUNK).execute(query)
-            return fold(rows)
+            new_snapshots: list[tuple[int, State]] = []
+            every = self.snapshot_every
+            chunk: list[Any] = []
+            for row in rows:
+                chunk.append(row)
+                if row.seq % every == 0:
+                    state = fold(chunk, state)
+                    chunk = []
+                    new_snapshots.append((row.seq, state))
+            state = fold(chunk, state) if chunk else dict(sorted(state.items()))
+        if new_snapshots:
+            self._save_snapshots(run_id, new_snapshots)
+        self.stats["events_folded"] += until - start
+        return state
+
+    def fold_events_for_test(self, run_id: str, seq: int) -> State:
+        """The state after ``seq`` folded from the first event, ignoring snapshots (a
+        reference for tests and benchmarks)."""
+        return fold(self.events(run_id, until_seq=seq, limit=None))
+
+    def _save_snapshots(self, run_id: str, snaps: list[tuple[int, State]]) -> None:
+        """Store snapshots; one already there (another reader was first) is fine."""
+        try:
+            with self._write() as conn:
+                existing = set(
+                    conn.execute(
+                        select(snapshots_table.c.seq).where(
+                            snapshots_table.c.run_id == run_id, snapshots_table.c.seq.in_([q for q, _ in snaps])
+                        )
+                    ).scalars()
+                )
+                rows = [{"run_id": run_id, "seq": q, "state": st} for q, st in snaps if q not in existing]
+                if rows:
+                    conn.execute(insert(snapshots_table), rows)
+        except IntegrityError:
+            pass  # a concurrent reader stored the same snapshot first
