@@ -319,8 +319,62 @@ def trace_state(
         console.print(f"{name:<28} {_short(fields)}", highlight=False, soft_wrap=True)
 
 
+@trace_app.command("delete")
+def trace_delete(run: Annotated[str, typer.Argument(help="Run id or name.")], db: DbOpt = DEFAULT_DB) -> None:
+    """Delete a run and its events (runs replayed from it are kept, unlinked)."""
+    store = _store(db)
+    r = _run(store, run)
+    store.delete_run(r.id)
+    console.print(f"deleted run {r.id} ({r.name}) and its {r.event_count} events", highlight=False)
+
+
+@trace_app.command("follow")
+def trace_follow(
+    run: Annotated[str, typer.Argument(help="Run id or name.")],
+    db: DbOpt = DEFAULT_DB,
+    from_seq: Annotated[int, typer.Option("--from", help="First seq (default: the next one).")] = 0,
+    kind: Annotated[str | None, typer.Option(help="Only kinds starting with this.")] = None,
+    idle_exit: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds without new events (default: never).")
+    ] = None,
+) -> None:
+    """Print a live run's events as they are committed."""
+    import time
+
+    store = _store(db)
+    r = _run(store, run)
+    after = from_seq - 1 if from_seq else r.event_count
+    quiet_since = time.monotonic()
+    try:
+        while True:
+            rows = store.events(r.id, after_seq=after, kind_prefix=kind, limit=500)
+            if not rows and kind:
+                # Filtered: skip ahead so the next query does not rescan the same range.
+                last = store.get_run(r.id).event_count
+                after = max(after, last)
+            for e in rows:
+                console.print(
+                    f"{e.seq:>7} {e.service:<5} {e.entity:<24} {e.kind:<22} {_short(e.after)}"
+                    + (f" {_short(e.detail)}" if e.detail else ""),
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                after = e.seq
+                quiet_since = time.monotonic()
+            if not rows:
+                if idle_exit is not None and time.monotonic() - quiet_since > idle_exit:
+                    return
+                time.sleep(0.1)
+    except KeyboardInterrupt:
+        return
+
+
 @app.command("compare")
 def compare_cmd(
+    runs: Annotated[
+        list[str] | None, typer.Argument(help="Two recorded runs (id or name) to compare instead of a workload.")
+    ] = None,
+    db: DbOpt = DEFAULT_DB,
     workload: Annotated[
         str, typer.Option(help="Workload TOML file, or the name of a shipped one.")
     ] = "one-heavy-submitter",
@@ -334,7 +388,14 @@ def compare_cmd(
         ),
     ] = None,
 ) -> None:
-    """Run one workload under several PASID policies and compare them side by side."""
+    """Run one workload under several PASID policies and compare them side by side.
+
+    With two run ids, compare those recorded runs instead (events by kind, cycles by
+    service), differences highlighted.
+    """
+    if runs:
+        _compare_runs(runs, db, plot)
+        return
     from svasim.compare import compare, load_workload, table
     from svasim.compare import plot as draw
     from svasim.config import load_costs
@@ -361,6 +422,71 @@ def compare_cmd(
     if plot:
         out = draw(results, plot, f"{wl.name}: PASID policies compared")
         console.print(f"plot written to {out}")
+
+
+def _compare_runs(runs: list[str], db: str, plot: str | None) -> None:
+    from svasim.compare import compare_runs, plot_runs
+
+    if len(runs) != 2:
+        _fail("compare takes exactly two runs (or none, with --workload)")
+    store = _store(db)
+    a, b = (_run(store, r) for r in runs)
+    rows = compare_runs(store, a.id, b.id)
+    t = Table(title=f"{a.id} ({a.policy}) vs {b.id} ({b.policy})")
+    for col, just in (("counter", "left"), (a.name, "right"), (b.name, "right"), ("difference", "right")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for key, va, vb in rows:
+        t.add_row(key, str(va), str(vb), f"{vb - va:+d}" if va != vb else "", style="bold yellow" if va != vb else None)
+    console.print(t)
+    if plot:
+        console.print(f"plot written to {plot_runs(rows, (a.name, b.name), plot)}")
+
+
+@app.command("replay")
+def replay_cmd(
+    run: Annotated[str, typer.Argument(help="Run id or name.")],
+    db: DbOpt = DEFAULT_DB,
+    policy: Annotated[str | None, typer.Option(help="What-if: replay under this PASID policy.")] = None,
+    cpus: Annotated[int | None, typer.Option(help="What-if: with this many CPUs.")] = None,
+    costs: Annotated[str | None, typer.Option(help="What-if: with these cost-table overrides (JSON).")] = None,
+    early_free: Annotated[
+        bool | None, typer.Option("--early-free/--no-early-free", help="What-if: free PASIDs on the last unbind.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Name of the what-if run.")] = None,
+) -> None:
+    """Re-execute a run's inputs on a fresh fabric.
+
+    Without options: check that the same transitions come out (exit 4 and show the first
+    difference if not). With --policy/--cpus/--costs/--early-free: record a new run
+    linked to this one and compare the two.
+    """
+    from svasim.config import load_costs
+    from svasim.model.policy import policy_names
+    from svasim.replay import verify, what_if
+
+    store = _store(db)
+    r = _run(store, run)
+    if policy is None and cpus is None and costs is None and early_free is None:
+        report = verify(store, r.id)
+        console.print(
+            f"run {r.id}: {report.inputs} inputs re-executed in {report.seconds:.3f} s, "
+            f"{report.events} recorded events compared",
+            highlight=False,
+        )
+        if report.ok:
+            console.print("[green]deterministic: the replay made exactly the recorded transitions[/green]")
+            return
+        console.print(f"[red]{report.difference.describe()}[/red]", highlight=False)  # type: ignore[union-attr]
+        raise typer.Exit(4)
+    if policy is not None and policy not in policy_names():
+        _fail(f"unknown policy {policy!r}; known: {', '.join(policy_names())}")
+    try:
+        table = load_costs(costs) if costs else None
+    except ValueError as e:
+        _fail(str(e))
+    new = what_if(store, r.id, policy=policy, cpus=cpus, costs=table, early_free=early_free, name=name)
+    console.print(f"what-if run {new.id} ({new.name}) recorded, linked to {r.id}", highlight=False)
+    _compare_runs([r.id, new.id], db, None)
 
 
 @app.command("explore")

@@ -99,3 +99,53 @@ def plot(results: list[WorkloadResult], path: str | Path, title: str) -> Path:
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def run_counters(store: object, run_id: str) -> dict[str, int]:
+    """Counters of a recorded run, from its events: events by kind, cycles by service."""
+    from collections import Counter
+
+    from svasim.store import Store
+
+    assert isinstance(store, Store)
+    counts: Counter[str] = Counter()
+    for e in store.events(run_id, limit=None):
+        counts[f"events.{e.kind}"] += 1
+        counts[f"cycles.{e.service}"] += e.cycles
+        counts["cycles"] += e.cycles
+        counts["events"] += 1
+        if e.kind == "invariant.violation":
+            counts["invariant_violations"] += 1
+    return dict(counts)
+
+
+def compare_runs(store: object, a: str, b: str) -> list[tuple[str, int, int]]:
+    """(counter, value in A, value in B) for every counter of either run, sorted."""
+    ca, cb = run_counters(store, a), run_counters(store, b)
+    return [(k, ca.get(k, 0), cb.get(k, 0)) for k in sorted(set(ca) | set(cb))]
+
+
+def plot_runs(rows: list[tuple[str, int, int]], names: tuple[str, str], path: str | Path) -> Path:
+    """Side-by-side bars of the event counts that differ, and of cycles by service."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [r for r in rows if r[0].startswith("events.") and r[1] != r[2]][:20] or [
+        r for r in rows if r[0].startswith("events.")
+    ][:20]
+    cycles = [r for r in rows if r[0].startswith("cycles.")]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, data, title in ((axes[0], kinds, "events by kind"), (axes[1], cycles, "modelled cycles by service")):
+        xs = range(len(data))
+        ax.bar([x - 0.2 for x in xs], [r[1] for r in data], width=0.4, label=names[0], color="#4477aa")
+        ax.bar([x + 0.2 for x in xs], [r[2] for r in data], width=0.4, label=names[1], color="#ee6677")
+        ax.set_xticks(list(xs), [r[0].split(".", 1)[1] for r in data], rotation=35, ha="right", fontsize=7)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

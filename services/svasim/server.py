@@ -108,21 +108,9 @@ def run_config(config: FabricConfig, costs: CostTable) -> dict[str, Any]:
     }
 
 
-def create_server(config: FabricConfig) -> FabricServer:
-    """Build the process's services on a started gRPC server."""
-    missing = config.missing_peers()
-    if missing:
-        raise ValueError(
-            f"services {', '.join(config.services)} need {', '.join(missing)}: host them too "
-            f"(--services) or give their addresses (--{missing[0]}-addr / SVASIM_{missing[0].upper()}_ADDR)"
-        )
-    costs = load_costs(config.costs_file) if config.costs_file else CostTable()
-    if config.policy not in policy_names():
-        raise ValueError(f"unknown PASID policy {config.policy!r}; known: {', '.join(policy_names())}")
-    store = Store.open(config.db)
-    meta = dict(config=run_config(config, costs), policy=config.policy, seed=config.seed, version=__version__)
-    run = store.get_or_create_run(config.run, **meta) if config.run else store.create_run(name=None, **meta)
-    recorder = Recorder(store, run.id, durability=config.durability)
+def build_cores(config: FabricConfig, costs: CostTable, recorder: Any) -> tuple[dict[str, Any], list[Any]]:
+    """The model-owning cores this process hosts, wired to each other in-process and to
+    the peers it does not host over gRPC. Returns (cores by service, gRPC ports)."""
     # One request at a time through this process's client-facing API: a run is then a
     # sequence of whole requests, which is what replay feeds back.
     request_lock = threading.RLock()
@@ -153,7 +141,25 @@ def create_server(config: FabricConfig) -> FabricServer:
         cores["accel"] = AccelCore(
             iommu=port("iommu", GrpcIommuPort), host=port("cpu", GrpcHostPort), costs=costs, **common
         )
+    return cores, remote
 
+
+def create_server(config: FabricConfig) -> FabricServer:
+    """Build the process's services on a started gRPC server."""
+    missing = config.missing_peers()
+    if missing:
+        raise ValueError(
+            f"services {', '.join(config.services)} need {', '.join(missing)}: host them too "
+            f"(--services) or give their addresses (--{missing[0]}-addr / SVASIM_{missing[0].upper()}_ADDR)"
+        )
+    costs = load_costs(config.costs_file) if config.costs_file else CostTable()
+    if config.policy not in policy_names():
+        raise ValueError(f"unknown PASID policy {config.policy!r}; known: {', '.join(policy_names())}")
+    store = Store.open(config.db)
+    meta = dict(config=run_config(config, costs), policy=config.policy, seed=config.seed, version=__version__)
+    run = store.get_or_create_run(config.run, **meta) if config.run else store.create_run(name=None, **meta)
+    recorder = Recorder(store, run.id, durability=config.durability)
+    cores, remote = build_cores(config, costs, recorder)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="svasim-rpc"),
         options=[

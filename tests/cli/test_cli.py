@@ -259,3 +259,25 @@ def test_workloads_lists_the_shipped_ones():
     assert r.returncode == 0
     for name in ("mostly-idle-threads", "one-heavy-submitter", "migrating-pool"):
         assert name in r.stdout
+
+
+def test_replay_confirms_the_demo_run_is_deterministic_and_what_if_links_a_new_run(demo_run):
+    db, run_id, _ = demo_run
+    r = svasim("replay", run_id, "--db", db)
+    assert r.returncode == 0, r.stdout
+    assert "deterministic" in r.stdout
+    r = svasim("replay", run_id, "--db", db, "--policy", "eager-switch-mm", "--name", "demo-eager")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "linked to" in r.stdout and "events.trap.gp" in r.stdout
+    r = svasim("compare", run_id, "demo-eager", "--db", db)
+    assert r.returncode == 0 and "events.xstate.pasid.write" in r.stdout
+    r = svasim("trace", "delete", "demo-eager", "--db", db)
+    assert r.returncode == 0 and "deleted run" in r.stdout
+    assert "demo-eager" not in svasim("trace", "runs", "--db", db).stdout
+
+
+def test_trace_follow_prints_what_is_committed_and_stops_when_idle(demo_run):
+    db, run_id, _ = demo_run
+    r = svasim("trace", "follow", run_id, "--db", db, "--from", "1", "--kind", "trap", "--idle-exit", "0.5")
+    assert r.returncode == 0
+    assert r.stdout.count("trap.gp") == 4

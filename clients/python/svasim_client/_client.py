@@ -241,6 +241,27 @@ class Client:
             if not token:
                 return out
 
+    def follow(self, run: str, from_seq: int = 0, *, kind_prefix: str = "", timeout: float | None = None):  # noqa: ANN201
+        """Events of a run as they are committed (a generator; stops at ``timeout`` seconds)."""
+        stream = self.trace.FollowEvents(
+            trace_pb2.FollowEventsRequest(run=run, from_seq=from_seq, kind_prefix=kind_prefix), timeout=timeout
+        )
+        try:
+            for msg in stream:
+                yield from msg.events
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return
+            info = error_info(e)
+            raise SvasimError(
+                e.code(), info.reason if info else "", e.details() or "", dict(info.metadata) if info else {}
+            ) from None
+
+    @_unpacked
+    def delete_run(self, run: str) -> int:
+        """Delete a run; returns how many events went with it."""
+        return self.trace.DeleteRun(trace_pb2.DeleteRunRequest(run=run), timeout=self.timeout).events_deleted
+
     @_unpacked
     def state(self, run: str, at_seq: int = 0, entity_prefix: str = "") -> trace_pb2.GetStateResponse:
         """The fabric state after an event."""

@@ -642,20 +642,7 @@ class TraceServicer(trace_pb2_grpc.TraceServiceServicer):
         )
         more = len(rows) > size
         rows = rows[:size]
-        events = [
-            trace_pb2.Event(
-                seq=e.seq,
-                service=e.service,
-                entity=e.entity,
-                kind=e.kind,
-                before_json=json.dumps(e.before, sort_keys=True),
-                after_json=json.dumps(e.after, sort_keys=True),
-                cause=e.cause or 0,
-                cycles=e.cycles,
-                detail_json=json.dumps(e.detail, sort_keys=True),
-            )
-            for e in rows
-        ]
+        events = [self.event_pb(e) for e in rows]
         token = encode_page_token(rows[-1].seq, key) if more and rows else ""
         return trace_pb2.ListEventsResponse(events=events, next_page_token=token)
 
@@ -670,6 +657,57 @@ class TraceServicer(trace_pb2_grpc.TraceServiceServicer):
         ]
         at = request.at_seq or self.store.last_seq(run.id)
         return trace_pb2.GetStateResponse(entities=ents, at_seq=at)
+
+    @staticmethod
+    def event_pb(e: Any) -> trace_pb2.Event:
+        """A stored event as a message."""
+        return trace_pb2.Event(
+            seq=e.seq,
+            service=e.service,
+            entity=e.entity,
+            kind=e.kind,
+            before_json=json.dumps(e.before, sort_keys=True),
+            after_json=json.dumps(e.after, sort_keys=True),
+            cause=e.cause or 0,
+            cycles=e.cycles,
+            detail_json=json.dumps(e.detail, sort_keys=True),
+        )
+
+    #: How often a follower polls the store for new events (seconds).
+    follow_interval = 0.05
+
+    def FollowEvents(self, request, context):
+        try:
+            run = self._run(request.run)
+        except SimError as e:
+            abort(context, e)
+        after = request.from_seq - 1 if request.from_seq else run.event_count
+        while context.is_active():
+            rows = self.store.events(
+                run.id,
+                after_seq=after,
+                kind_prefix=request.kind_prefix or None,
+                entity_prefix=request.entity_prefix or None,
+                limit=1000,
+            )
+            if rows:
+                after = rows[-1].seq
+                yield trace_pb2.FollowEventsResponse(events=[self.event_pb(e) for e in rows])
+                continue
+            if request.kind_prefix or request.entity_prefix:
+                # Nothing matched up to the end of the log: do not rescan that range.
+                after = max(after, self.store.get_run(run.id).event_count)
+            time.sleep(self.follow_interval)
+
+    @rpc
+    def DeleteRun(self, request, context):
+        run = self._run(request.run)
+        if self.recorder is not None and getattr(self.recorder, "run_id", None) == run.id:
+            raise FailedPrecondition(
+                "RUN_IS_LIVE", f"run {run.id} is the one this fabric is recording into; stop the fabric first"
+            )
+        self.store.delete_run(run.id)
+        return trace_pb2.DeleteRunResponse(events_deleted=run.event_count)
 
     @rpc
     def Flush(self, request, context):

@@ -133,3 +133,33 @@ class FlushResponse(_message.Message):
     COMMITTED_FIELD_NUMBER: _ClassVar[int]
     committed: int
     def __init__(self, committed: _Optional[int] = ...) -> None: ...
+
+class FollowEventsRequest(_message.Message):
+    __slots__ = ("run", "from_seq", "kind_prefix", "entity_prefix")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
+    KIND_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    from_seq: int
+    kind_prefix: str
+    entity_prefix: str
+    def __init__(self, run: _Optional[str] = ..., from_seq: _Optional[int] = ..., kind_prefix: _Optional[str] = ..., entity_prefix: _Optional[str] = ...) -> None: ...
+
+class FollowEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class DeleteRunRequest(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    def __init__(self, run: _Optional[str] = ...) -> None: ...
+
+class DeleteRunResponse(_message.Message):
+    __slots__ = ("events_deleted",)
+    EVENTS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    events_deleted: int
+    def __init__(self, events_deleted: _Optional[int] = ...) -> None: ...

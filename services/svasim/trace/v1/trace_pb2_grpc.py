@@ -60,6 +60,16 @@ class TraceServiceStub:
                 request_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FlushRequest.SerializeToString,
                 response_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FlushResponse.FromString,
                 _registered_method=True)
+        self.FollowEvents = channel.unary_stream(
+                '/svasim.trace.v1.TraceService/FollowEvents',
+                request_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FollowEventsRequest.SerializeToString,
+                response_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FollowEventsResponse.FromString,
+                _registered_method=True)
+        self.DeleteRun = channel.unary_unary(
+                '/svasim.trace.v1.TraceService/DeleteRun',
+                request_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunRequest.SerializeToString,
+                response_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunResponse.FromString,
+                _registered_method=True)
 
 
 class TraceServiceServicer:
@@ -101,6 +111,21 @@ class TraceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FollowEvents(self, request, context):
+        """Streams a run's events as they are committed, from a seq on, until the client
+        cancels or its deadline passes (a live run can be followed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRun(self, request, context):
+        """Deletes a run and its events; runs replayed from it are kept, unlinked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TraceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +153,16 @@ def add_TraceServiceServicer_to_server(servicer, server):
                     servicer.Flush,
                     request_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FlushRequest.FromString,
                     response_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FlushResponse.SerializeToString,
+            ),
+            'FollowEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.FollowEvents,
+                    request_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FollowEventsRequest.FromString,
+                    response_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FollowEventsResponse.SerializeToString,
+            ),
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunRequest.FromString,
+                    response_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +301,60 @@ class TraceService:
             '/svasim.trace.v1.TraceService/Flush',
             svasim_dot_trace_dot_v1_dot_trace__pb2.FlushRequest.SerializeToString,
             svasim_dot_trace_dot_v1_dot_trace__pb2.FlushResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FollowEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/svasim.trace.v1.TraceService/FollowEvents',
+            svasim_dot_trace_dot_v1_dot_trace__pb2.FollowEventsRequest.SerializeToString,
+            svasim_dot_trace_dot_v1_dot_trace__pb2.FollowEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.trace.v1.TraceService/DeleteRun',
+            svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunRequest.SerializeToString,
+            svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunResponse.FromString,
             options,
             channel_credentials,
             insecure,
