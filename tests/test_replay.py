@@ -10,7 +10,7 @@ from svasim.replay import verify, verify_events, what_if
 from svasim.server import create_server
 from svasim.store import Store
 from svasim.workload import run_workload
-from svasim_client import Client
+from svasim_client import Client, SvasimError
 
 from .services.fabric_fixtures import running_fabric
 
@@ -20,7 +20,7 @@ def record(db: str, wiring: str = "inprocess") -> str:
         res = run_workload(fab.cpu, threads=2, per_thread=2, size=4096, burst=12)
         assert res.ok()
         # A refused request and a close/fork belong to the run too.
-        with pytest.raises(Exception):
+        with pytest.raises(SvasimError):
             fab.cpu.mmap(999, 4096)
         p = fab.cpu.create_process("late")
         fab.cpu.fork(p.tids[0])
