@@ -6,6 +6,10 @@
    to CPU 1 and the client to CPU 0 when the machine has two CPUs or more.
 2. Transitions written per second by the store (one transaction per batch, gap-free
    seq assignment), against raw sqlite3 ``executemany`` of the same rows.
+3. Events rebuilt per second for the state at a late point of a long run (first from
+   scratch, then from a snapshot), against a plain SQL read of the same rows.
+4. Replay speed: inputs re-executed per second by ``svasim replay``, against the speed
+   at which the same inputs were first served over gRPC.
 
 Usage: python benchmarks/run.py [--calls N] [--rows N]
 """
@@ -180,6 +184,67 @@ def bench_store(rows: int, tmp: Path) -> list[tuple[str, float, str, float]]:
     return [("store transitions written/s (batches of 1000)", store_rate, "raw sqlite3 executemany rows/s", raw_rate)]
 
 
+def bench_state(rows: int, tmp: Path) -> list[tuple[str, float, str, float]]:
+    import sqlite3
+
+    from svasim.store import Store
+
+    db = tmp / "state.db"
+    store = Store.open(f"sqlite:///{db}")
+    run = store.create_run(name=None, config={}, policy="linux-5.18", seed=0, version="bench")
+    ts = transition_rows(rows)
+    for i in range(0, rows, 5000):
+        store.append(run.id, ts[i : i + 5000])
+    late = rows - 10
+    raw = sqlite3.connect(db)
+    t0 = time.perf_counter()
+    n = len(raw.execute("SELECT * FROM events WHERE run_id = ? AND seq <= ? ORDER BY seq", (run.id, late)).fetchall())
+    sql_rate = n / (time.perf_counter() - t0)
+    raw.close()
+    t0 = time.perf_counter()
+    store.state_at(run.id, late)
+    cold = late / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    store.state_at(run.id, late - 1)
+    warm = (late - 1) / (time.perf_counter() - t0)
+    store.close()
+    return [
+        ("state at a late seq: events rebuilt/s, first time", cold, "plain SQL read rows/s", sql_rate),
+        ("state at a late seq: events rebuilt/s, from a snapshot", warm, "plain SQL read rows/s", sql_rate),
+    ]
+
+
+def bench_replay(tmp: Path) -> list[tuple[str, float, str, float]]:
+    from svasim.config import ALL_SERVICES, FabricConfig
+    from svasim.replay import verify
+    from svasim.server import create_server
+    from svasim.store import Store
+    from svasim.workload import run_workload
+    from svasim_client import Client
+
+    db = f"sqlite:///{tmp / 'replay.db'}"
+    srv = create_server(FabricConfig(services=ALL_SERVICES, port=0, db=db))
+    try:
+        with Client(srv.address) as c:
+            t0 = time.perf_counter()
+            run_workload(c, threads=3, per_thread=20, size=4096, burst=40)
+            original = time.perf_counter() - t0
+    finally:
+        srv.stop(1)
+    store = Store.open(db)
+    report = verify(store, srv.run_id)
+    assert report.ok, report.difference
+    # The original time includes reading results back; count only the recorded inputs.
+    return [
+        (
+            "replay: inputs re-executed/s",
+            report.inputs / report.seconds,
+            "inputs served/s when recorded",
+            report.inputs / original,
+        )
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per RPC measurement")
@@ -193,7 +258,12 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        results = bench_rpc(args.calls, tmp) + bench_store(args.rows, tmp)
+        results = (
+            bench_rpc(args.calls, tmp)
+            + bench_store(args.rows, tmp)
+            + bench_state(args.rows * 4, tmp)
+            + bench_replay(tmp)
+        )
     width = max(len(r[0]) for r in results)
     for name, value, base_name, base in results:
         print(f"{name:<{width}}  {value:>10.0f}   vs {base_name} {base:>10.0f}   ratio {value / base:6.3f}")
