@@ -529,6 +529,86 @@ def workloads_cmd() -> None:
         console.print(f"[bold]{name}[/bold]: {wl.description}", highlight=False)
 
 
+@app.command("export")
+def export_cmd(
+    run: Annotated[str, typer.Argument(help="Run id or name.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="perfetto (Chrome JSON trace) or jsonl.")] = "perfetto",
+    db: DbOpt = DEFAULT_DB,
+    cycles_per_us: Annotated[int, typer.Option(help="Simulated cycles per microsecond (perfetto).")] = 2000,
+) -> None:
+    """Export a run: a Chrome/Perfetto trace (open it at ui.perfetto.dev) or versioned JSON Lines."""
+    from svasim.exchange import export_jsonl, write_chrome_trace
+
+    store = _store(db)
+    r = _run(store, run)
+    if fmt == "perfetto":
+        n = write_chrome_trace(out, r, store.events(r.id, limit=None), cycles_per_us=cycles_per_us)
+        console.print(f"{out}: {n} trace events from run {r.id}", highlight=False)
+    elif fmt == "jsonl":
+        with open(out, "w") as f:
+            n = export_jsonl(store, r.id, f)
+        console.print(f"{out}: run {r.id} with {n} events", highlight=False)
+    else:
+        _fail(f"unknown format {fmt!r}; use perfetto or jsonl")
+
+
+@app.command("import")
+def import_cmd(
+    path: Annotated[str, typer.Argument(help="A JSON Lines file from svasim export --format jsonl.")],
+    db: DbOpt = DEFAULT_DB,
+    name: Annotated[str | None, typer.Option(help="Name of the imported run.")] = None,
+) -> None:
+    """Import a run exported as JSON Lines (a new run id; the events keep their seqs)."""
+    from svasim.exchange import import_jsonl
+
+    store = _store(db)
+    try:
+        with open(path) as f:
+            r = import_jsonl(store, f, name=name)
+    except (OSError, ValueError) as e:
+        _fail(f"{path}: {e}")
+    console.print(f"imported run {r.id} ({r.name}) with {r.event_count} events", highlight=False)
+
+
+@app.command("import-sched")
+def import_sched_cmd(
+    trace: Annotated[str, typer.Argument(help="ftrace / trace-cmd sched_switch text (==> or raw -R form).")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Workload TOML file to write.")],
+    enqcmd: Annotated[
+        list[str] | None,
+        typer.Option(help="A task (comm or pid) that submits ENQCMDs, optionally =N per run slice (repeat)."),
+    ] = None,
+    cpus: Annotated[int | None, typer.Option(help="Fold the trace's CPUs onto this many.")] = None,
+    name: Annotated[str, typer.Option(help="Workload name.")] = "imported",
+) -> None:
+    """Turn a Linux scheduling trace into a workload that svasim compare can run."""
+    from svasim.exchange import parse_sched_switch, sched_to_workload, workload_to_toml
+    from svasim.model.workload import Workload
+
+    tasks: dict[str | int, int] = {}
+    for item in enqcmd or []:
+        task, _, n = item.partition("=")
+        key: str | int = int(task) if task.isdigit() else task
+        tasks[key] = int(n) if n else 1
+    try:
+        with open(trace) as f:
+            switches = parse_sched_switch(f.read())
+        if not switches:
+            raise ValueError("no sched_switch events found")
+        data = sched_to_workload(switches, cpus=cpus, enqcmd_tasks=tasks, name=name)
+        wl = Workload.from_dict(data)
+    except (OSError, ValueError) as e:
+        _fail(f"{trace}: {e}")
+    with open(out, "w") as f:
+        f.write(workload_to_toml(data))
+    console.print(
+        f"{out}: {len(wl.switches)} switches of {sum(p.threads * p.count for p in wl.processes)} threads "
+        f"on {wl.cpus} CPUs (svasim compare --workload {out})",
+        highlight=False,
+    )
+
+
 @db_app.command("upgrade")
 def db_upgrade(db: DbOpt = DEFAULT_DB) -> None:
     """Apply the Alembic migrations (creates the schema in a new database)."""

@@ -281,3 +281,36 @@ def test_trace_follow_prints_what_is_committed_and_stops_when_idle(demo_run):
     r = svasim("trace", "follow", run_id, "--db", db, "--from", "1", "--kind", "trap", "--idle-exit", "0.5")
     assert r.returncode == 0
     assert r.stdout.count("trap.gp") == 4
+
+
+def test_export_perfetto_and_jsonl_then_import_into_another_store(demo_run, tmp_path):
+    db, run_id, _ = demo_run
+    trace = tmp_path / "run.json"
+    r = svasim("export", run_id, "--db", db, "-o", str(trace))
+    assert r.returncode == 0, r.stdout
+    data = json.loads(trace.read_text())
+    names = {e.get("args", {}).get("name") for e in data["traceEvents"] if e.get("ph") == "M"}
+    assert "cpu 0" in names
+    lines = tmp_path / "run.jsonl"
+    assert svasim("export", run_id, "--db", db, "-o", str(lines), "--format", "jsonl").returncode == 0
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    r = svasim("import", str(lines), "--db", other, "--name", "copy")
+    assert r.returncode == 0 and "imported run" in r.stdout
+    assert svasim("replay", "copy", "--db", other).returncode == 0
+    r = svasim("export", run_id, "--db", db, "-o", str(lines), "--format", "xml")
+    assert r.returncode == 2
+
+
+def test_import_sched_turns_a_trace_into_a_workload_compare_runs(tmp_path):
+    from pathlib import Path
+
+    trace = Path(__file__).resolve().parent.parent / "exchange" / "data" / "ftrace-tgid.txt"
+    out = tmp_path / "w.toml"
+    r = svasim("import-sched", str(trace), "-o", str(out), "--enqcmd", "3121=4")
+    assert r.returncode == 0, r.stdout
+    r = svasim("compare", "--workload", str(out), "--policy", "linux-5.18")
+    assert r.returncode == 0 and "cycles per ENQCMD" in r.stdout
+    empty = tmp_path / "empty.txt"
+    empty.write_text("nothing here\n")
+    r = svasim("import-sched", str(empty), "-o", str(out))
+    assert r.returncode == 2 and "no sched_switch" in r.stdout

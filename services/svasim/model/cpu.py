@@ -760,7 +760,12 @@ class Kernel:
             self.count(sender, self._current(sender), "ipi_sent")
             self.charge(sender, self._current(sender), self.costs.ipi_send, "ipi")
             journal.emit(
-                target.entity, "ipi.send", None, None, detail={"from": sender.id, "handler": handler, "arg": arg}
+                target.entity,
+                "ipi.send",
+                None,
+                None,
+                cycles=self.costs.ipi_send,
+                detail={"from": sender.id, "handler": handler, "arg": arg},
             )
             self._ipi_receive(target, handler, arg, journal)
 
@@ -780,6 +785,7 @@ class Kernel:
             "ipi.handle",
             None,
             None,
+            cycles=self.costs.ipi_receive,
             detail={"handler": handler, "arg": arg, "current": cpu.current, "at": cpu.in_sequence},
         )
         if handler == "update_pasid":
@@ -880,6 +886,7 @@ class Kernel:
         tid = task.tid
         cpu_id = cpu.id
         start = cpu.cycles
+        carried = journal.cycles  # cycles other transitions of this switch carry
         if task.cpu >= 0:
             # Migration: the thread leaves its old CPU, which goes idle.
             old = self.cpus[task.cpu]
@@ -909,12 +916,18 @@ class Kernel:
         task.cpu = cpu_id
         self._switch_fpu_finish(cpu, task, journal)
         self._switch_gs(cpu, prev, task, journal)
-        journal.emit(
-            cpu.entity, "sched.switch", {"current": prev.tid if prev else 0}, {"current": tid, "cycles": cpu.cycles}
-        )
         journal.emit(task.entity, "thread.run", {"cpu": -1}, {"cpu": cpu_id})
         if not task.kthread:
             self.return_to_user(cpu, task, journal)
+        # The switch's own cost: everything charged to the CPU that no other transition
+        # of the switch carries (so the cycles of a run's transitions add up).
+        journal.emit(
+            cpu.entity,
+            "sched.switch",
+            {"current": prev.tid if prev else 0},
+            {"current": tid, "cycles": cpu.cycles},
+            cycles=cpu.cycles - start - (journal.cycles - carried),
+        )
         self._check_cpumask(journal, cpu)
         return prev.tid if prev else 0, switched, cpu.cycles - start
 
@@ -1085,7 +1098,7 @@ class Kernel:
         task.pkru = value
         self.count(cpu, task, "wrpkru")
         self.charge(cpu, task, self.costs.wrpkru, "user")
-        journal.emit(task.entity, "pkru.write", None, {"pkru": value})
+        journal.emit(task.entity, "pkru.write", None, {"pkru": value}, cycles=self.costs.wrpkru)
 
     def set_gs_base(self, journal: Journal, tid: int, value: int) -> None:
         """arch_prctl(ARCH_SET_GS) / WRGSBASE in the running thread (the user GS base is
@@ -1108,6 +1121,7 @@ class Kernel:
         result = "ok"
         if cpu.xfd_armed:
             trap = "lr" if self.policy.lazy_resource_exception else "nm"
+            before = cpu.cycles
             self.count(cpu, task, trap)
             self.charge(cpu, task, self.costs.trap_roundtrip, "trap")
             if trap == "nm":
@@ -1118,7 +1132,9 @@ class Kernel:
                 self.charge(cpu, task, self.costs.wrmsr, "wrmsr")
             else:
                 self.charge(cpu, task, self.costs.lr_handler, "trap")
-            journal.emit(task.entity, f"trap.{trap}", None, None, detail={"resource": "TILE"})
+            journal.emit(
+                task.entity, f"trap.{trap}", None, None, cycles=cpu.cycles - before, detail={"resource": "TILE"}
+            )
             if not proc.amx_permitted:
                 journal.emit(task.entity, "signal.sigill", None, None, detail={"signal": SIGILL})
                 self._kill(journal, proc, SIGILL)
@@ -1128,7 +1144,13 @@ class Kernel:
             cpu.xfd_armed = False
             self.count(cpu, task, "wrmsr.xfd")
             self.charge(cpu, task, self.costs.wrmsr, "wrmsr")
-            journal.emit(task.entity, "fpstate.grow", None, {"fpstate_large": True})
+            journal.emit(
+                task.entity,
+                "fpstate.grow",
+                None,
+                {"fpstate_large": True},
+                cycles=self.costs.fpstate_grow + self.costs.wrmsr,
+            )
             result = "grew"
         token = self.next_fp_token
         self.next_fp_token += 1
@@ -1219,6 +1241,12 @@ class Kernel:
     def _enqcmd(self, journal: Journal, task: Task, cpu: CpuState, dest: int, src: bytes) -> EnqcmdResult:
         proc = self.processes[task.pid]
         start = cpu.cycles
+        carried = journal.cycles
+
+        def own() -> int:
+            # The instruction's own cycles: what no trap or MSR transition carries.
+            return cpu.cycles - start - (journal.cycles - carried)
+
         gp = 0
         fixed = False
         self.count(cpu, task, "enqcmd")
@@ -1295,16 +1323,32 @@ class Kernel:
         if vma.kind != "portal":
             reason = "destination is not an enqueue register"
             self.count(cpu, task, "enqcmd_retry")
-            journal.emit(task.entity, "enqcmd.retry", None, {"enqcmds": task.enqcmds}, detail={"reason": reason})
+            journal.emit(
+                task.entity, "enqcmd.retry", None, {"enqcmds": task.enqcmds}, cycles=own(), detail={"reason": reason}
+            )
             return EnqcmdResult(EnqcmdOutcome.RETRY, True, gp, fixed, pasid_sent, reason, cpu.cycles - start)
         offset = vma.portal_offset + (dest - vma.start)
         res = self.accel.submit(journal, vma.device, offset, command, STORE_ENQCMD, cpu.cycles)
         if res.accepted:
             self.count(cpu, task, "enqcmd_accepted")
-            journal.emit(task.entity, "enqcmd.accept", None, {"enqcmds": task.enqcmds}, detail={"pasid": pasid_sent})
+            journal.emit(
+                task.entity,
+                "enqcmd.accept",
+                None,
+                {"enqcmds": task.enqcmds},
+                cycles=own(),
+                detail={"pasid": pasid_sent},
+            )
             return EnqcmdResult(EnqcmdOutcome.ACCEPTED, False, gp, fixed, pasid_sent, "", cpu.cycles - start)
         self.count(cpu, task, "enqcmd_retry")
-        journal.emit(task.entity, "enqcmd.retry", None, {"enqcmds": task.enqcmds}, detail={"reason": res.retry_reason})
+        journal.emit(
+            task.entity,
+            "enqcmd.retry",
+            None,
+            {"enqcmds": task.enqcmds},
+            cycles=own(),
+            detail={"reason": res.retry_reason},
+        )
         return EnqcmdResult(EnqcmdOutcome.RETRY, True, gp, fixed, pasid_sent, res.retry_reason, cpu.cycles - start)
 
     def _sigsegv(
