@@ -9,6 +9,22 @@ Time: the device keeps its own clock in CPU cycles. A submission carries the
 submitter's clock; the device first runs its engines up to that time, then admits
 or refuses the command. So a WQ fills, and ENQCMD sees retry, only when the CPU
 submits faster than the engines drain, as on the hardware.
+
+Execution: an engine takes the next descriptor (highest-priority WQ first), checks it
+and runs it through :mod:`svasim.model.dsa_ops`, which holds the semantics of every
+operation; this module moves the bytes (IOMMU translation, then host memory), writes the
+completion record, and records the transitions.
+
+Cost, in device cycles (CostTable): a descriptor costs ``desc_overhead`` plus
+``ceil(bytes / engine_bytes_per_cycle)`` for the bytes its engine streamed (the
+operation's progress through its transfer, up to the point it completed or faulted; a
+descriptor rejected by the checks streams nothing). A partial completion on a page fault
+costs the same formula for the bytes it did: no page request is sent yet (issue 4), so
+there is no wait to charge. A batch costs ``desc_overhead`` for its own descriptor plus
+the descriptor list it read (64 bytes per descriptor, same rate), then each
+sub-descriptor its own cost, one after the other on the batch's engine. A DRAIN starts
+no earlier than the end of every descriptor its WQ dispatched before it. No source was
+found for any of these figures; they are the model's choice.
 """
 
 from __future__ import annotations
@@ -16,13 +32,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from svasim.model import idxd
+from svasim.model import dsa_ops, idxd
 from svasim.model.costs import CostTable
 from svasim.model.errors import FailedPrecondition, InvalidArgument, NotFound
 from svasim.model.journal import Journal
 from svasim.model.memory import PAGE_SHIFT
 from svasim.model.ports import (
-    FAULT_NONE,
     STORE_ENQCMD,
     STORE_ENQCMDS,
     STORE_MOVDIR64B,
@@ -45,18 +60,11 @@ WQ_MODE_DEDICATED = "dedicated"
 
 #: Operations this device model executes (its OPCAP). A descriptor with any other
 #: opcode completes with DSA_COMP_BAD_OPCODE, as on a device without that capability.
-SUPPORTED_OPS = frozenset(
-    {
-        idxd.DsaOpcode.NOOP,
-        idxd.DsaOpcode.DRAIN,
-        idxd.DsaOpcode.MEMMOVE,
-        idxd.DsaOpcode.MEMFILL,
-        idxd.DsaOpcode.COMPARE,
-        idxd.DsaOpcode.COMPVAL,
-    }
-)
+SUPPORTED_OPS = dsa_ops.OPCAP
 
-#: Descriptor flags this model defines for DSA (IAX-only and undefined bits excluded).
+#: Descriptor flags this model defines for DSA in bits 15:0 (undefined bit 6 excluded).
+#: Which of them an operation accepts, and its operation-specific flags in bits 23:16,
+#: are in :data:`svasim.model.dsa_ops.OP_FLAGS`.
 VALID_FLAGS = (
     idxd.OpFlag.FENCE
     | idxd.OpFlag.BOF
@@ -94,6 +102,19 @@ class WqConfig:
     max_batch_shift: int = 10
     pasid: int = 0  # dedicated WQs only: WQCFG.pasid, set at open
     enabled: bool = True
+    #: WQCFG op_config (bytes 32-63): bit N enables opcode N. Operations outside the
+    #: device's OPCAP stay unavailable whatever the bit says.
+    op_config: int = dsa_ops.OPCAP_BITMAP
+
+    @property
+    def max_xfer_size(self) -> int:
+        """Largest ``xfer_size`` the WQ accepts: 2^max_xfer_shift."""
+        return 1 << self.max_xfer_shift
+
+    @property
+    def max_batch_size(self) -> int:
+        """Largest ``desc_count`` of a batch the WQ accepts: 2^max_batch_shift."""
+        return 1 << self.max_batch_shift
 
 
 @dataclass(slots=True)
@@ -117,6 +138,7 @@ class WorkQueue:
     retried: int = 0
     completed: int = 0
     opener: int | None = None  # dedicated WQs admit one opener (-EBUSY otherwise)
+    last_end: int = 0  # when the last descriptor dispatched from this WQ ends (DRAIN waits)
 
     @property
     def entity(self) -> str:
@@ -143,27 +165,49 @@ class Device:
 
 
 def default_devices() -> list[Device]:
-    """dsa0 as accel-config's 2g2q user config sets it up: a shared and a dedicated WQ."""
+    """dsa0 as accel-config's 2g2q user config sets it up: a shared and a dedicated WQ.
+
+    test/configs/2g2q_user_1.conf: wq0.0 shared (size 16, threshold 15, priority 10) and
+    wq0.1 dedicated (size 16, priority 10), both with block_on_fault 1.
+    """
     return [
         Device(
             "dsa0",
             [
-                WorkQueue(0, WqConfig(mode=WQ_MODE_SHARED, wq_size=16, wq_thresh=15, priority=10)),
-                WorkQueue(1, WqConfig(mode=WQ_MODE_DEDICATED, wq_size=16, wq_thresh=0, priority=10)),
+                WorkQueue(
+                    0,
+                    WqConfig(mode=WQ_MODE_SHARED, wq_size=16, wq_thresh=15, priority=10, block_on_fault=True),
+                ),
+                WorkQueue(
+                    1,
+                    WqConfig(mode=WQ_MODE_DEDICATED, wq_size=16, wq_thresh=0, priority=10, block_on_fault=True),
+                ),
             ],
             engines=[0, 0],
         )
     ]
 
 
-@dataclass(slots=True)
-class _Completion:
-    status: int
-    result: int = 0
-    bytes_completed: int = 0
-    fault_addr: int = 0
-    write_fault: bool = False
-    invalid_flags: int = 0
+class _DeviceDma:
+    """The :class:`svasim.model.dsa_ops.Dma` of one descriptor: its PASID, through the IOMMU."""
+
+    __slots__ = ("accel", "journal", "dev", "pasid")
+
+    def __init__(self, accel: Accel, journal: Journal, dev: Device, pasid: int) -> None:
+        self.accel = accel
+        self.journal = journal
+        self.dev = dev
+        self.pasid = pasid
+
+    def span(self, address: int, length: int, write: bool) -> dsa_ops.Span:
+        tr = self.accel._translate(self.journal, self.dev, self.pasid, address, length, write)
+        return dsa_ops.Span(address, length, write, tr)
+
+    def read(self, span: dsa_ops.Span, length: int) -> bytes:
+        return self.accel._read(span.xlate, length)
+
+    def write(self, span: dsa_ops.Span, data: bytes) -> None:
+        self.accel._write(self.journal, span.xlate, data)
 
 
 class Accel:
@@ -267,9 +311,13 @@ class Accel:
             return self._refuse(journal, dev, wq, "MOVDIR64B to a shared WQ (SWERR)", kind)
         if wq.cfg.mode == WQ_MODE_DEDICATED and not posted:
             return self._refuse(journal, dev, wq, "ENQCMD to a dedicated WQ", kind)
-        limit = wq.cfg.wq_thresh if prot == IDXD_PORTAL_LIMITED else wq.cfg.wq_size
+        # The threshold limits what the limited portal of a *shared* WQ admits; a dedicated
+        # WQ has no threshold (WQCFG wq_thresh applies to shared WQs; accel-config sets it
+        # to 0 on wq0.1), so through either portal it holds wq_size descriptors.
+        limited = prot == IDXD_PORTAL_LIMITED and wq.cfg.mode == WQ_MODE_SHARED
+        limit = wq.cfg.wq_thresh if limited else wq.cfg.wq_size
         if len(wq.queue) >= limit:
-            what = "threshold" if prot == IDXD_PORTAL_LIMITED else "size"
+            what = "threshold" if limited else "size"
             reason = f"wq full ({len(wq.queue)} queued, {what} {limit})"
             if posted:
                 # A dedicated WQ that overflows drops the descriptor: MOVDIR64B cannot
@@ -339,44 +387,93 @@ class Accel:
             engine = min(range(len(dev.engines)), key=lambda e: (dev.engines[e], e))
             qd = wq.queue[0]
             start = max(dev.engines[engine], qd.accepted_at)
+            if qd.desc.opcode == idxd.DsaOpcode.DRAIN:
+                # A drain completes after everything its WQ dispatched before it, on any
+                # engine (the same WQ only: UNVERIFIED whether the device waits for more).
+                start = max(start, wq.last_end)
             if until is not None and start > until:
                 break
             wq.queue.popleft()
             duration = self._execute(journal, dev, wq, qd, engine, start)
             dev.engines[engine] = start + duration
             dev.now = max(dev.now, start + duration)
+            wq.last_end = max(wq.last_end, start + duration)
             executed += 1
         if until is not None:
             dev.now = max(dev.now, until)
         return executed
 
     def _execute(self, journal: Journal, dev: Device, wq: WorkQueue, qd: QueuedDesc, engine: int, start: int) -> int:
-        desc = qd.desc
+        """Run one descriptor taken from a WQ; returns the cycles it kept the engine."""
         journal.follow(qd.cause)
-        comp, nbytes = self._operate(journal, dev, desc)
-        duration = self.costs.desc_overhead + -(-nbytes // max(1, self.costs.engine_bytes_per_cycle))
-        dev.bytes_processed += nbytes
-        wq.completed += 1
-        entity = f"desc/{dev.name}/{qd.id}"
-        journal.emit(
-            entity,
-            "desc.complete",
-            None,
-            {
-                "wq": wq.id,
-                "engine": engine,
-                "opcode": desc.opcode,
-                "pasid": desc.pasid,
-                "status": comp.status,
-                "bytes_completed": comp.bytes_completed,
-                "bytes": nbytes,
-                "start": start,
-                "end": start + duration,
-            },
-            cycles=duration,
+        _, _, duration = self._descriptor(
+            journal, dev, wq, engine, qd.desc, qd.desc.pasid, f"desc/{dev.name}/{qd.id}", start, None
         )
-        self._write_completion(journal, dev, desc, comp)
+        wq.completed += 1
         return duration
+
+    def _cost(self, nbytes: int) -> int:
+        """Engine cycles for one descriptor that streamed ``nbytes``."""
+        return self.costs.desc_overhead + -(-nbytes // max(1, self.costs.engine_bytes_per_cycle))
+
+    def _descriptor(
+        self,
+        journal: Journal,
+        dev: Device,
+        wq: WorkQueue,
+        engine: int,
+        desc: idxd.DsaHwDesc,
+        pasid: int,
+        entity: str,
+        start: int,
+        parent: tuple[str, int] | None,
+    ) -> tuple[dsa_ops.Completion, bool, int]:
+        """Check, execute and complete one descriptor (a batch's sub-descriptor if ``parent``).
+
+        Returns its completion, whether its completion record went where it was asked to
+        go, and the cycles it took (for a batch, its sub-descriptors included).
+        """
+        dma = _DeviceDma(self, journal, dev, pasid)
+        comp = dsa_ops.check(desc, wq.cfg, in_batch=parent is not None)
+        own_bytes = 0  # bytes charged to this descriptor alone (a batch: its list)
+        inner = 0  # cycles of a batch's sub-descriptors
+        if comp is None and desc.opcode == idxd.DsaOpcode.BATCH:
+            runner = _BatchRun(self, journal, dev, wq, engine, pasid, entity, start)
+            comp = dsa_ops.batch(desc, dma, runner)
+            own_bytes = runner.list_bytes
+            inner = runner.clock - runner.base
+        elif comp is None:
+            comp = dsa_ops.execute(desc, dma)
+            own_bytes = comp.bytes
+        own = self._cost(own_bytes)
+        duration = own + inner
+        dev.bytes_processed += comp.bytes
+        after: dict[str, object] = {
+            "wq": wq.id,
+            "engine": engine,
+            "opcode": desc.opcode,
+            "pasid": pasid,
+            "status": comp.status,
+            "result": comp.result,
+            "bytes_completed": comp.bytes_completed,
+            "bytes": comp.bytes,
+            "start": start,
+            "end": start + duration,
+        }
+        detail: dict[str, object] | None = None
+        if parent is not None:
+            detail = {"batch": parent[0], "index": parent[1]}
+        if desc.flags & idxd.OpFlag.BOF and wq.cfg.block_on_fault:
+            # Block on fault is in effect, but a fault still completes as without it
+            # until the device can send page requests (page request path: issue 4).
+            detail = {**(detail or {}), "block_on_fault": True}
+        journal.emit(entity, "desc.complete", None, after, cycles=own, detail=detail)
+        written = self._write_completion(journal, dev, desc, pasid, comp)
+        if desc.flags & idxd.OpFlag.RCI:
+            # The completion interrupt, through the handle the descriptor names (MSI-X
+            # vector or IMS entry; INT_HANDLE_INVAL is not modelled).
+            journal.emit(entity, "desc.interrupt", None, {"int_handle": desc.int_handle})
+        return comp, written, duration
 
     def _translate(
         self, journal: Journal, dev: Device, pasid: int, address: int, length: int, write: bool
@@ -388,7 +485,9 @@ class Accel:
     def _read(self, tr: TranslateResult, length: int) -> bytes:
         out = bytearray()
         for t in tr.translations:
-            out += self.host.dma_read(t.physical, t.length)
+            if len(out) >= length:
+                break
+            out += self.host.dma_read(t.physical, min(t.length, length - len(out)))
         return bytes(out[:length])
 
     def _write(self, journal: Journal, tr: TranslateResult, data: bytes) -> None:
@@ -400,119 +499,98 @@ class Accel:
             self.host.dma_write(journal, t.physical, chunk)
             pos += len(chunk)
 
-    def _check(self, desc: idxd.DsaHwDesc, wq_max_xfer: int) -> _Completion | None:
-        """The checks the device makes before it touches memory."""
-        flags = desc.flags
-        invalid = flags & ~int(VALID_FLAGS)
-        if desc.opcode not in SUPPORTED_OPS:
-            return _Completion(idxd.DsaCompStatus.BAD_OPCODE)
-        if invalid:
-            return _Completion(idxd.DsaCompStatus.INVALID_FLAGS, invalid_flags=invalid)
-        if desc.rsvd or desc.rsvd1:
-            return _Completion(idxd.DsaCompStatus.NOZERO_RESERVE)
-        if (
-            desc.opcode
-            in (idxd.DsaOpcode.MEMMOVE, idxd.DsaOpcode.MEMFILL, idxd.DsaOpcode.COMPARE, idxd.DsaOpcode.COMPVAL)
-            and desc.xfer_size > wq_max_xfer
-        ):
-            return _Completion(idxd.DsaCompStatus.XFER_ERANGE)
-        return None
+    def _write_completion(
+        self, journal: Journal, dev: Device, desc: idxd.DsaHwDesc, pasid: int, comp: dsa_ops.Completion
+    ) -> bool:
+        """Write the completion record if the descriptor asks for one; False if it could not.
 
-    def _operate(self, journal: Journal, dev: Device, desc: idxd.DsaHwDesc) -> tuple[_Completion, int]:
-        """Execute one descriptor; returns its completion and the bytes it moved."""
-        wq_max = 1 << 31
-        early = self._check(desc, wq_max)
-        if early is not None:
-            return early, 0
-        op = desc.opcode
-        size = desc.xfer_size
-        pasid = desc.pasid
-        if op in (idxd.DsaOpcode.NOOP, idxd.DsaOpcode.DRAIN):
-            return _Completion(idxd.DsaCompStatus.SUCCESS), 0
-        if op == idxd.DsaOpcode.MEMMOVE:
-            src = self._translate(journal, dev, pasid, desc.src_addr, size, False)
-            dst = self._translate(journal, dev, pasid, desc.dst_addr, size, True)
-            n = min(src.covered, dst.covered)
-            data = self._read(src, n)
-            self._write(journal, dst, data)
-            if n < size:
-                return self._page_fault(n, (src, False), (dst, True)), n
-            return _Completion(idxd.DsaCompStatus.SUCCESS, bytes_completed=0), n
-        if op == idxd.DsaOpcode.MEMFILL:
-            dst = self._translate(journal, dev, pasid, desc.dst_addr, size, True)
-            n = dst.covered
-            # The 8-byte pattern sits in the first address field (the union's ``pattern``).
-            pattern = desc.src_addr.to_bytes(8, "little")
-            data = (pattern * (n // len(pattern) + 1))[:n]
-            self._write(journal, dst, data)
-            if n < size:
-                return self._page_fault(n, (dst, True)), n
-            return _Completion(idxd.DsaCompStatus.SUCCESS), n
-        if op == idxd.DsaOpcode.COMPARE:
-            a = self._translate(journal, dev, pasid, desc.src_addr, size, False)
-            b = self._translate(journal, dev, pasid, desc.dst_addr, size, False)
-            n = min(a.covered, b.covered)
-            da, db = self._read(a, n), self._read(b, n)
-            for i in range(n):
-                if da[i] != db[i]:
-                    # result 1: the buffers differ; bytes_completed is the first difference.
-                    return _Completion(idxd.DsaCompStatus.SUCCESS, result=1, bytes_completed=i), n
-            if n < size:
-                return self._page_fault(n, (a, False), (b, False)), n
-            return _Completion(idxd.DsaCompStatus.SUCCESS, result=0), n
-        if op == idxd.DsaOpcode.COMPVAL:
-            a = self._translate(journal, dev, pasid, desc.src_addr, size, False)
-            n = a.covered
-            data = self._read(a, n)
-            pattern = desc.dst_addr.to_bytes(8, "little")
-            for i in range(n):
-                if data[i] != pattern[i % 8]:
-                    return _Completion(idxd.DsaCompStatus.SUCCESS, result=1, bytes_completed=i), n
-            if n < size:
-                return self._page_fault(n, (a, False)), n
-            return _Completion(idxd.DsaCompStatus.SUCCESS, result=0), n
-        return _Completion(idxd.DsaCompStatus.BAD_OPCODE), 0
-
-    @staticmethod
-    def _page_fault(done: int, *accesses: tuple[TranslateResult, bool]) -> _Completion:
-        """PAGE_FAULT_NOBOF: partial completion at the first faulting address.
-
-        ``accesses`` are (translation, is_write) in the order the engine makes them; the
-        one that stopped the operation is the faulted one with the shortest translation
-        (the earlier access on a tie).
+        With CRAV, the record is written when RCR asks for it and, without RCR, only when
+        the status is not SUCCESS: [DPDK] drivers/dma/idxd submits batch elements with CRAV
+        alone and, on a failed batch, reads their records, treating an unwritten one
+        (status 0) as success. Without CRAV there is nowhere to write; an error is then
+        reported through SWERR (UNVERIFIED), as is a record the device cannot write
+        (CRA_ALIGN, CRA_XLAT).
         """
-        faulted = [(tr.covered, i, tr, w) for i, (tr, w) in enumerate(accesses) if tr.fault != FAULT_NONE]
-        _, _, tr, write = min(faulted, key=lambda f: (f[0], f[1]))
-        return _Completion(
-            idxd.DsaCompStatus.PAGE_FAULT_NOBOF,
-            bytes_completed=done,
-            fault_addr=tr.fault_address,
-            write_fault=write,
-        )
-
-    def _write_completion(self, journal: Journal, dev: Device, desc: idxd.DsaHwDesc, comp: _Completion) -> None:
         flags = desc.flags
-        if not (flags & idxd.OpFlag.RCR and flags & idxd.OpFlag.CRAV):
-            return
+        if not flags & idxd.OpFlag.CRAV:
+            if not comp.ok and comp.status != idxd.DsaCompStatus.SUCCESS_PRED:
+                self._swerr(journal, dev, f"descriptor failed with status {comp.status:#x} and no record", comp.status)
+            return True
+        if not (flags & idxd.OpFlag.RCR or not comp.ok):
+            return True
         addr = desc.completion_addr
-        if addr % idxd.DSA_COMP_ALIGN:
-            self._swerr(journal, dev, f"completion record {addr:#x} not 32-byte aligned")
-            return
-        rec = idxd.DsaCompletionRecord(
-            status=int(comp.status),
-            status_write=comp.write_fault,
-            result=comp.result,
-            bytes_completed=comp.bytes_completed,
-            fault_addr=comp.fault_addr,
-        )
-        if comp.invalid_flags:
-            rec.invalid_flags = comp.invalid_flags
-        tr = self._translate(journal, dev, desc.pasid, addr, idxd.DSA_COMP_SIZE, True)
+        if comp.status == idxd.DsaCompStatus.CRA_ALIGN:
+            self._swerr(journal, dev, f"completion record {addr:#x} not 32-byte aligned", comp.status)
+            return False
+        tr = self._translate(journal, dev, pasid, addr, idxd.DSA_COMP_SIZE, True)
         if tr.covered < idxd.DSA_COMP_SIZE:
-            self._swerr(journal, dev, f"completion record {addr:#x} not writable ({tr.fault})")
-            return
-        self._write(journal, tr, idxd.pack_comp(rec))
+            self._swerr(
+                journal, dev, f"completion record {addr:#x} not writable ({tr.fault})", idxd.DsaCompStatus.CRA_XLAT
+            )
+            return False
+        self._write(journal, tr, idxd.pack_comp(comp.record()))
+        return True
 
-    def _swerr(self, journal: Journal, dev: Device, reason: str) -> None:
+    def _swerr(self, journal: Journal, dev: Device, reason: str, error: int) -> None:
+        """Log a software error (SWERR): something the device could not report in a record."""
         dev.swerr += 1
-        journal.emit(f"device/{dev.name}", "device.swerr", None, {"swerr": dev.swerr}, detail={"reason": reason})
+        journal.emit(
+            f"device/{dev.name}",
+            "device.swerr",
+            None,
+            {"swerr": dev.swerr},
+            detail={"reason": reason, "error": int(error)},
+        )
+
+
+class _BatchRun:
+    """The engine side of one batch (:class:`svasim.model.dsa_ops.BatchRunner`).
+
+    Sub-descriptors run one after the other on the batch's engine, with the batch's
+    PASID (their own PASID field is not used: UNVERIFIED, they are not separately
+    submitted) and the batch's WQ configuration.
+    """
+
+    __slots__ = ("accel", "journal", "dev", "wq", "engine", "pasid", "entity", "base", "clock", "list_bytes")
+
+    def __init__(
+        self,
+        accel: Accel,
+        journal: Journal,
+        dev: Device,
+        wq: WorkQueue,
+        engine: int,
+        pasid: int,
+        entity: str,
+        start: int,
+    ) -> None:
+        self.accel = accel
+        self.journal = journal
+        self.dev = dev
+        self.wq = wq
+        self.engine = engine
+        self.pasid = pasid
+        self.entity = entity
+        self.base = start
+        self.clock = start
+        self.list_bytes = 0
+
+    def fetched(self, count: int) -> None:
+        self.list_bytes = count * idxd.DSA_DESC_SIZE
+        # The batch descriptor and its list come first; the sub-descriptors start after.
+        self.base = self.clock = self.clock + self.accel._cost(self.list_bytes)
+
+    def run(self, index: int, sub: idxd.DsaHwDesc) -> bool:
+        comp, written, duration = self.accel._descriptor(
+            self.journal,
+            self.dev,
+            self.wq,
+            self.engine,
+            sub,
+            self.pasid,
+            f"{self.entity}.{index}",
+            self.clock,
+            (self.entity, index),
+        )
+        self.clock += duration
+        return comp.ok and written
