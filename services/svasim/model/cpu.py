@@ -665,6 +665,23 @@ class Kernel:
         except ValueError as e:
             raise OutOfRange("BAD_PHYSICAL_ADDRESS", str(e), physical=hex(physical)) from e
 
+    def handle_page_fault(self, journal: Journal, pgd: int, address: int, write: bool) -> bool:
+        """An I/O page fault from the IOMMU: handle_mm_fault on the mm bound to ``pgd``.
+
+        Resolves a not-present page of an anonymous mapping (a write needs a writable
+        one); anything else (no mapping, a portal, a write to read-only) fails.
+        """
+        proc = self.by_pgd.get(pgd)
+        self.count(None, None, "iopf")
+        if proc is None or proc.killed or proc.exited:
+            return False
+        vma = proc.aspace.find_vma(address)
+        if vma is None or vma.kind != "anon" or (write and not vma.writable):
+            self.count(None, None, "iopf_failed")
+            return False
+        self._fault_in(journal, proc, address)
+        return True
+
     def dma_write(self, journal: Journal, physical: int, data: bytes) -> None:
         """Device write of physical memory."""
         try:

@@ -21,6 +21,9 @@ from svasim.model.ports import (
     FAULT_PASID_NOT_PRESENT,
     FAULT_PASID_OUT_OF_RANGE,
     FAULT_PROTECTION,
+    PRG_RESPONSE_FAILURE,
+    PRG_RESPONSE_INVALID,
+    PRG_RESPONSE_SUCCESS,
     BindResult,
     HostPort,
     TranslateResult,
@@ -40,6 +43,10 @@ PASID_ENTRY_PGTT_NESTED = 3
 PASID_ENTRY_PGTT_PT = 4
 #: Entries per PASID table (one 4 KiB page of 64-byte entries).
 PASID_TABLE_ENTRIES = 64
+#: Page request queue: 0x1000 << PRQ_ORDER bytes of 32-byte descriptors (PRQ_ORDER 4 in
+#: Linux v6.x: 2048 entries).
+PRQ_ORDER = 4
+PRQ_ENTRIES = (0x1000 << PRQ_ORDER) // 32
 
 
 @dataclass(slots=True)
@@ -87,7 +94,20 @@ class Iommu:
         # IOTLB: (pasid, vpn) -> (pfn, writable). Tagged by PASID alone: each SVA mm has
         # one domain, so the domain id adds nothing here.
         self.iotlb: dict[tuple[int, int], tuple[int, bool]] = {}
-        self.stats = {"translations": 0, "iotlb_hits": 0, "iotlb_misses": 0, "invalidations": 0}
+        self.stats = {
+            "translations": 0,
+            "iotlb_hits": 0,
+            "iotlb_misses": 0,
+            "invalidations": 0,
+            "page_requests": 0,
+            "prg_success": 0,
+            "prg_invalid": 0,
+            "prg_failure": 0,
+            "prq_overflows": 0,
+        }
+        self.prq_entries = PRQ_ENTRIES
+        self.prq_outstanding = 0
+        self.next_prg_index = 0
 
     # -- PASID allocation (the IDA over [1, PASID_MAX - 1]) --------------------------------
     def _alloc_pasid(self, limit: int) -> int:
@@ -285,3 +305,48 @@ class Iommu:
             detail={"address": address, "length": length, "dropped": dropped},
         )
         return dropped
+
+    # -- page requests (PRI) ----------------------------------------------------------------
+    def page_request(self, journal: Journal, device: str, pasid: int, address: int, write: bool) -> str:
+        """A device's page request: queued, handled by the host's I/O page fault path
+        (iommu_sva_handle_iopf -> handle_mm_fault on the bound mm), answered with a page
+        group response. A request for a PASID the device has no entry for is answered
+        INVALID without bothering the host; a full queue answers FAILURE (UNVERIFIED:
+        the VT-d overflow behaviour is modelled as a failure response)."""
+        self.stats["page_requests"] += 1
+        prg = self.next_prg_index
+        self.next_prg_index = (prg + 1) % 512  # prg_index is 9 bits
+        page = address & ~(PAGE_SIZE - 1)
+        journal.emit(
+            f"prq/{device}",
+            "prq.request",
+            None,
+            {"outstanding": self.prq_outstanding + 1},
+            detail={"pasid": pasid, "address": page, "write": write, "prg_index": prg, "lpig": True},
+        )
+        if self.prq_outstanding >= self.prq_entries:
+            self.stats["prq_overflows"] += 1
+            return self._respond(journal, device, pasid, prg, PRG_RESPONSE_FAILURE, "page request queue full")
+        dev = self.devices.get(device)
+        entry = dev.entry(pasid) if dev is not None and pasid < dev.max_pasids else None
+        if entry is None or not entry.present:
+            return self._respond(journal, device, pasid, prg, PRG_RESPONSE_INVALID, "no PASID entry")
+        self.prq_outstanding += 1
+        try:
+            ok = self.host.handle_page_fault(journal, entry.flptr, page, write)
+        finally:
+            self.prq_outstanding -= 1
+        if ok:
+            return self._respond(journal, device, pasid, prg, PRG_RESPONSE_SUCCESS, "")
+        return self._respond(journal, device, pasid, prg, PRG_RESPONSE_INVALID, "handle_mm_fault failed")
+
+    def _respond(self, journal: Journal, device: str, pasid: int, prg: int, code: str, why: str) -> str:
+        self.stats[f"prg_{code}"] += 1
+        journal.emit(
+            f"prq/{device}",
+            "prq.response",
+            None,
+            {"outstanding": self.prq_outstanding},
+            detail={"pasid": pasid, "prg_index": prg, "response": code, "why": why},
+        )
+        return code

@@ -20,6 +20,11 @@ STORE_ENQCMD = "enqcmd"
 STORE_ENQCMDS = "enqcmds"
 STORE_MOVDIR64B = "movdir64b"
 
+# Page group response codes (VT-d page-group response descriptor, bits 15:12).
+PRG_RESPONSE_SUCCESS = "success"  # 0x0
+PRG_RESPONSE_INVALID = "invalid"  # 0x1
+PRG_RESPONSE_FAILURE = "failure"  # 0xF
+
 # Fault reasons of a translation.
 FAULT_NONE = ""
 FAULT_NOT_PRESENT = "not_present"
@@ -133,6 +138,10 @@ class IommuPort(Protocol):
         """PASID-based IOTLB invalidation; returns the entries dropped."""
         ...
 
+    def page_request(self, journal: Journal, device: str, pasid: int, address: int, write: bool) -> str:
+        """A page request (PRI) for one page; returns the page group response code."""
+        ...
+
 
 class HostPort(Protocol):
     """Host memory, as the IOMMU and devices reach it."""
@@ -147,4 +156,8 @@ class HostPort(Protocol):
 
     def dma_write(self, journal: Journal, physical: int, data: bytes) -> None:
         """Write physical memory."""
+        ...
+
+    def handle_page_fault(self, journal: Journal, pgd: int, address: int, write: bool) -> bool:
+        """handle_mm_fault on the mm whose table is ``pgd``, for an I/O page fault."""
         ...

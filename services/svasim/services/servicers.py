@@ -36,6 +36,7 @@ from svasim.wiring.grpc_ports import (
     DEADLINE,
     FAULT_CODES,
     LAST_KEY,
+    PAGE_RESPONSE_CODES,
     STORE_KINDS,
     cause_from_metadata,
 )
@@ -367,6 +368,17 @@ class HostMemoryServicer(cpu_pb2_grpc.HostMemoryServiceServicer):
         return cpu_pb2.DmaReadResponse(data=data)
 
     @rpc
+    def HandlePageFault(self, request, context):
+        ok = run_change(
+            self.core,
+            context,
+            "cpu.HandlePageFault",
+            request,
+            lambda j: self.core.kernel.handle_page_fault(j, request.pgd, request.address, request.write),
+        )
+        return cpu_pb2.HandlePageFaultResponse(resolved=ok)
+
+    @rpc
     def DmaWrite(self, request, context):
         run_change(
             self.core,
@@ -442,6 +454,16 @@ class IommuServicer(iommu_pb2_grpc.IommuServiceServicer):
             lambda j: self.core.iommu.invalidate(j, request.pasid, request.address, request.length),
         )
         return iommu_pb2.InvalidatePasidResponse(entries_dropped=n)
+
+    @rpc
+    def PageRequest(self, request, context):
+        code = self._change(
+            context,
+            "PageRequest",
+            request,
+            lambda j: self.core.iommu.page_request(j, request.device, request.pasid, request.address, request.write),
+        )
+        return iommu_pb2.PageRequestResponse(code=PAGE_RESPONSE_CODES[code])
 
     @rpc
     def GetPasidEntry(self, request, context):

@@ -52,6 +52,13 @@ FAULTS = {
 }
 FAULT_CODES = {v: k for k, v in FAULTS.items()}
 
+PAGE_RESPONSES = {
+    iommu_pb2.PAGE_RESPONSE_CODE_SUCCESS: "success",
+    iommu_pb2.PAGE_RESPONSE_CODE_INVALID: "invalid",
+    iommu_pb2.PAGE_RESPONSE_CODE_FAILURE: "failure",
+}
+PAGE_RESPONSE_CODES = {v: k for k, v in PAGE_RESPONSES.items()}
+
 
 #: The monotonic time by which the client request being served must be answered; peer
 #: calls made for it get no more than what is left (the client's deadline propagates).
@@ -213,6 +220,14 @@ class GrpcIommuPort(_Stubbed):
             r.iotlb_misses,
         )
 
+    def page_request(self, journal: Journal, device: str, pasid: int, address: int, write: bool) -> str:
+        r = self._call(
+            self.stub.PageRequest,
+            iommu_pb2.PageRequestRequest(device=device, pasid=pasid, address=address, write=write),
+            journal,
+        )
+        return PAGE_RESPONSES[r.code]
+
     def invalidate(self, journal: Journal, pasid: int, address: int, length: int) -> int:
         r = self._call(
             self.stub.InvalidatePasid,
@@ -248,3 +263,11 @@ class GrpcHostPort(_Stubbed):
 
     def dma_write(self, journal: Journal, physical: int, data: bytes) -> None:
         self._call(self.stub.DmaWrite, cpu_pb2.DmaWriteRequest(physical=physical, data=data), journal)
+
+    def handle_page_fault(self, journal: Journal, pgd: int, address: int, write: bool) -> bool:
+        r = self._call(
+            self.stub.HandlePageFault,
+            cpu_pb2.HandlePageFaultRequest(pgd=pgd, address=address, write=write),
+            journal,
+        )
+        return bool(r.resolved)

@@ -449,3 +449,19 @@ class GetCountersResponse(_message.Message):
     SETS_FIELD_NUMBER: _ClassVar[int]
     sets: _containers.RepeatedCompositeFieldContainer[CounterSet]
     def __init__(self, sets: _Optional[_Iterable[_Union[CounterSet, _Mapping]]] = ...) -> None: ...
+
+class HandlePageFaultRequest(_message.Message):
+    __slots__ = ("pgd", "address", "write")
+    PGD_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    pgd: int
+    address: int
+    write: bool
+    def __init__(self, pgd: _Optional[int] = ..., address: _Optional[int] = ..., write: _Optional[bool] = ...) -> None: ...
+
+class HandlePageFaultResponse(_message.Message):
+    __slots__ = ("resolved",)
+    RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    resolved: bool
+    def __init__(self, resolved: _Optional[bool] = ...) -> None: ...

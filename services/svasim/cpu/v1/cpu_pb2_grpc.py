@@ -925,6 +925,11 @@ class HostMemoryServiceStub:
                 request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.DmaWriteRequest.SerializeToString,
                 response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.DmaWriteResponse.FromString,
                 _registered_method=True)
+        self.HandlePageFault = channel.unary_unary(
+                '/svasim.cpu.v1.HostMemoryService/HandlePageFault',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.HandlePageFaultRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.HandlePageFaultResponse.FromString,
+                _registered_method=True)
 
 
 class HostMemoryServiceServicer:
@@ -953,6 +958,13 @@ class HostMemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HandlePageFault(self, request, context):
+        """Resolves an I/O page fault: handle_mm_fault on the mm whose table is pgd.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HostMemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -970,6 +982,11 @@ def add_HostMemoryServiceServicer_to_server(servicer, server):
                     servicer.DmaWrite,
                     request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.DmaWriteRequest.FromString,
                     response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.DmaWriteResponse.SerializeToString,
+            ),
+            'HandlePageFault': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandlePageFault,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.HandlePageFaultRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.HandlePageFaultResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1055,6 +1072,33 @@ class HostMemoryService:
             '/svasim.cpu.v1.HostMemoryService/DmaWrite',
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.DmaWriteRequest.SerializeToString,
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.DmaWriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandlePageFault(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.HostMemoryService/HandlePageFault',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.HandlePageFaultRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.HandlePageFaultResponse.FromString,
             options,
             channel_credentials,
             insecure,

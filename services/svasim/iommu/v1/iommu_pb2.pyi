@@ -14,11 +14,22 @@ class FaultReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAULT_REASON_PROTECTION: _ClassVar[FaultReason]
     FAULT_REASON_PASID_NOT_PRESENT: _ClassVar[FaultReason]
     FAULT_REASON_PASID_OUT_OF_RANGE: _ClassVar[FaultReason]
+
+class PageResponseCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAGE_RESPONSE_CODE_UNSPECIFIED: _ClassVar[PageResponseCode]
+    PAGE_RESPONSE_CODE_SUCCESS: _ClassVar[PageResponseCode]
+    PAGE_RESPONSE_CODE_INVALID: _ClassVar[PageResponseCode]
+    PAGE_RESPONSE_CODE_FAILURE: _ClassVar[PageResponseCode]
 FAULT_REASON_UNSPECIFIED: FaultReason
 FAULT_REASON_NOT_PRESENT: FaultReason
 FAULT_REASON_PROTECTION: FaultReason
 FAULT_REASON_PASID_NOT_PRESENT: FaultReason
 FAULT_REASON_PASID_OUT_OF_RANGE: FaultReason
+PAGE_RESPONSE_CODE_UNSPECIFIED: PageResponseCode
+PAGE_RESPONSE_CODE_SUCCESS: PageResponseCode
+PAGE_RESPONSE_CODE_INVALID: PageResponseCode
+PAGE_RESPONSE_CODE_FAILURE: PageResponseCode
 
 class BindDeviceRequest(_message.Message):
     __slots__ = ("device", "mm", "pgd", "max_pasids")
@@ -171,15 +182,43 @@ class PasidAllocation(_message.Message):
     def __init__(self, pasid: _Optional[int] = ..., mm: _Optional[int] = ..., devices: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetIommuResponse(_message.Message):
-    __slots__ = ("pasids", "translations", "iotlb_hits", "iotlb_misses", "invalidations")
+    __slots__ = ("pasids", "translations", "iotlb_hits", "iotlb_misses", "invalidations", "page_requests", "prg_success", "prg_invalid", "prg_failure", "prq_overflows")
     PASIDS_FIELD_NUMBER: _ClassVar[int]
     TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
     IOTLB_HITS_FIELD_NUMBER: _ClassVar[int]
     IOTLB_MISSES_FIELD_NUMBER: _ClassVar[int]
     INVALIDATIONS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    PRG_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    PRG_INVALID_FIELD_NUMBER: _ClassVar[int]
+    PRG_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    PRQ_OVERFLOWS_FIELD_NUMBER: _ClassVar[int]
     pasids: _containers.RepeatedCompositeFieldContainer[PasidAllocation]
     translations: int
     iotlb_hits: int
     iotlb_misses: int
     invalidations: int
-    def __init__(self, pasids: _Optional[_Iterable[_Union[PasidAllocation, _Mapping]]] = ..., translations: _Optional[int] = ..., iotlb_hits: _Optional[int] = ..., iotlb_misses: _Optional[int] = ..., invalidations: _Optional[int] = ...) -> None: ...
+    page_requests: int
+    prg_success: int
+    prg_invalid: int
+    prg_failure: int
+    prq_overflows: int
+    def __init__(self, pasids: _Optional[_Iterable[_Union[PasidAllocation, _Mapping]]] = ..., translations: _Optional[int] = ..., iotlb_hits: _Optional[int] = ..., iotlb_misses: _Optional[int] = ..., invalidations: _Optional[int] = ..., page_requests: _Optional[int] = ..., prg_success: _Optional[int] = ..., prg_invalid: _Optional[int] = ..., prg_failure: _Optional[int] = ..., prq_overflows: _Optional[int] = ...) -> None: ...
+
+class PageRequestRequest(_message.Message):
+    __slots__ = ("device", "pasid", "address", "write")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    PASID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    pasid: int
+    address: int
+    write: bool
+    def __init__(self, device: _Optional[str] = ..., pasid: _Optional[int] = ..., address: _Optional[int] = ..., write: _Optional[bool] = ...) -> None: ...
+
+class PageRequestResponse(_message.Message):
+    __slots__ = ("code",)
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    code: PageResponseCode
+    def __init__(self, code: _Optional[_Union[PageResponseCode, str]] = ...) -> None: ...

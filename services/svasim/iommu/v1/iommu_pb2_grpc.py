@@ -61,6 +61,11 @@ class IommuServiceStub:
                 request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.InvalidatePasidRequest.SerializeToString,
                 response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.InvalidatePasidResponse.FromString,
                 _registered_method=True)
+        self.PageRequest = channel.unary_unary(
+                '/svasim.iommu.v1.IommuService/PageRequest',
+                request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestRequest.SerializeToString,
+                response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestResponse.FromString,
+                _registered_method=True)
         self.GetPasidEntry = channel.unary_unary(
                 '/svasim.iommu.v1.IommuService/GetPasidEntry',
                 request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryRequest.SerializeToString,
@@ -117,6 +122,14 @@ class IommuServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PageRequest(self, request, context):
+        """A page request (PRI) from a device for one page: handled by the host's I/O page
+        fault path and answered with a page group response.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetPasidEntry(self, request, context):
         """Returns the PASID-table entry of a device for a PASID.
         """
@@ -158,6 +171,11 @@ def add_IommuServiceServicer_to_server(servicer, server):
                     servicer.InvalidatePasid,
                     request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.InvalidatePasidRequest.FromString,
                     response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.InvalidatePasidResponse.SerializeToString,
+            ),
+            'PageRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.PageRequest,
+                    request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestRequest.FromString,
+                    response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestResponse.SerializeToString,
             ),
             'GetPasidEntry': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPasidEntry,
@@ -307,6 +325,33 @@ class IommuService:
             '/svasim.iommu.v1.IommuService/InvalidatePasid',
             svasim_dot_iommu_dot_v1_dot_iommu__pb2.InvalidatePasidRequest.SerializeToString,
             svasim_dot_iommu_dot_v1_dot_iommu__pb2.InvalidatePasidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PageRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.iommu.v1.IommuService/PageRequest',
+            svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestRequest.SerializeToString,
+            svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,
