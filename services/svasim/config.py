@@ -113,5 +113,5 @@ class FabricConfig:
         if "accel" in self.services:
             needed |= {"iommu", "cpu"}
         if "iommu" in self.services:
-            needed |= {"cpu"}
+            needed |= {"cpu", "accel"}
         return sorted(n for n in needed if n not in self.services and n not in self.peers)

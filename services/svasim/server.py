@@ -136,7 +136,9 @@ def build_cores(config: FabricConfig, costs: CostTable, recorder: Any) -> tuple[
             **common,
         )
     if "iommu" in config.services:
-        cores["iommu"] = IommuCore(host=port("cpu", GrpcHostPort), costs=costs, **common)
+        cores["iommu"] = IommuCore(
+            host=port("cpu", GrpcHostPort), ats=port("accel", GrpcAccelPort), costs=costs, **common
+        )
     if "accel" in config.services:
         cores["accel"] = AccelCore(
             iommu=port("iommu", GrpcIommuPort), host=port("cpu", GrpcHostPort), costs=costs, **common

@@ -764,12 +764,58 @@ def test_bof_on_a_wq_without_block_on_fault_is_invalid_flags():
     assert rec.status == S.INVALID_FLAGS and rec.invalid_flags == F.BOF
 
 
-def test_a_fault_with_block_on_fault_in_effect_still_completes_partially_until_page_requests_exist(dsa):
+def test_with_block_on_fault_a_missing_page_is_paged_in_by_a_page_request_and_the_copy_completes(dsa):
+    src = dsa.buf(PAGE)
+    dsa.put(src, b"\xab" * 64)
+    dst = dsa.buf(2 * PAGE, populate=False)
+    rec = dsa.run(dsa.desc(Op.MEMMOVE, flags=CR | F.BOF, src_addr=src, dst_addr=dst + PAGE - 32, xfer_size=64))
+    assert rec.status == S.SUCCESS
+    assert dsa.get(dst + PAGE - 32, 64) == b"\xab" * 64
+    reqs = [t for t in dsa.transitions if t.kind == "prq.request"]
+    resp = [t.detail["response"] for t in dsa.transitions if t.kind == "prq.response"]
+    assert len(reqs) == 2 and resp == ["success", "success"]  # one per page
+    assert dsa.completes()[-1].detail == {"block_on_fault": True}
+    assert dsa.device.page_requests == 2
+
+
+def test_with_block_on_fault_an_unmapped_page_gets_an_invalid_response_and_page_fault_ir(dsa):
+    src = dsa.buf(PAGE)
+    dst = dsa.buf(PAGE)
+    dsa.k.munmap(dsa.j, dsa.pid, dst, PAGE)
+    rec = dsa.run(dsa.desc(Op.MEMMOVE, flags=CR | F.BOF, src_addr=src, dst_addr=dst, xfer_size=64))
+    assert rec.status == S.PAGE_FAULT_IR and rec.fault_addr == dst and rec.status_write
+    assert [t.detail["response"] for t in dsa.transitions if t.kind == "prq.response"] == ["invalid"]
+
+
+def test_without_block_on_fault_no_page_request_is_sent(dsa):
     src = dsa.buf(PAGE)
     dst = dsa.buf(PAGE, populate=False)
-    rec = dsa.run(dsa.desc(Op.MEMMOVE, flags=CR | F.BOF, src_addr=src, dst_addr=dst, xfer_size=64))
+    rec = dsa.run(dsa.desc(Op.MEMMOVE, src_addr=src, dst_addr=dst, xfer_size=64))
     assert rec.status == S.PAGE_FAULT_NOBOF and rec.fault_addr == dst
-    assert dsa.completes()[-1].detail == {"block_on_fault": True}
+    assert not [t for t in dsa.transitions if t.kind == "prq.request"]
+
+
+def test_with_block_on_fault_a_completion_record_on_a_missing_page_is_paged_in(dsa):
+    comp = dsa.buf(PAGE, populate=False)
+    rec_addr = comp + 64
+    dsa.run(dsa.desc(Op.NOOP, flags=CR, comp=rec_addr))  # no BOF: the record cannot be written
+    assert dsa.completes("device.swerr")
+    src = dsa.buf(PAGE)
+    assert dsa.submit(dsa.desc(Op.MEMMOVE, flags=CR | F.BOF, comp=rec_addr, src_addr=src, dst_addr=src, xfer_size=8))
+    dsa.drain()
+    assert dsa.record(rec_addr).status in (S.SUCCESS, S.OVERLAP_BUFFERS)
+
+
+def test_device_tlb_serves_repeated_translations_and_is_invalidated_by_munmap(dsa):
+    src, dst = dsa.buf(PAGE), dsa.buf(PAGE)
+    dsa.run(dsa.desc(Op.MEMMOVE, src_addr=src, dst_addr=dst, xfer_size=64))
+    misses = dsa.device.devtlb_misses
+    dsa.run(dsa.desc(Op.MEMMOVE, src_addr=src, dst_addr=dst, xfer_size=64))
+    assert dsa.device.devtlb_hits > 0 and dsa.device.devtlb_misses == misses  # all pages cached
+    dsa.k.munmap(dsa.j, dsa.pid, dst, PAGE)
+    assert (dsa.pasid, dst >> 12) not in dsa.device.devtlb
+    rec = dsa.run(dsa.desc(Op.MEMMOVE, src_addr=src, dst_addr=dst, xfer_size=64))
+    assert rec.status == S.PAGE_FAULT_NOBOF and rec.fault_addr == dst  # never the stale frame
 
 
 def test_a_pasid_without_a_pasid_entry_is_a_translation_failure():

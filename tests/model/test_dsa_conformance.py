@@ -44,6 +44,14 @@ from svasim.model.idxd import OpFlag as F
 
 from .test_accel_ops import Dsa
 
+
+@pytest.fixture
+def make_env() -> Callable[..., Dsa]:
+    """How a case gets its accelerator: here the model directly (the gRPC variant of
+    this matrix, tests/services/test_dsa_conformance_grpc.py, gives a client instead)."""
+    return Dsa
+
+
 SIZES = [1, 4096, 65536, 1 << 20, 2 << 20]
 BATCH_SIZE = 16
 PATTERN = 0x0123456789ABCDEF
@@ -560,8 +568,8 @@ def _cases() -> list[pytest.ParameterSet]:
 
 
 @pytest.mark.parametrize(("spec", "mode", "size", "wq", "bof"), _cases())
-def test_dsa_test_matrix(spec: OpSpec, mode: str, size: int, wq: str, bof: bool):
-    env = Dsa(wq)  # the 2g2q config: both WQs with block_on_fault
+def test_dsa_test_matrix(make_env, spec: OpSpec, mode: str, size: int, wq: str, bof: bool):
+    env = make_env(wq)  # the 2g2q config: both WQs with block_on_fault
     expected = spec.expect(size)
     lazy = expected != S.SUCCESS  # rejected by the checks: nothing is read or written
     if mode == "single":
@@ -581,8 +589,8 @@ FAULTING = ["memmove", "memfill", "compare", "compval", "dualcast", "crcgen", "c
 
 @pytest.mark.parametrize("wq", [WQ_MODE_DEDICATED, WQ_MODE_SHARED])
 @pytest.mark.parametrize("name", FAULTING)
-def test_untouched_buffer_completes_through_partial_completions_and_resubmits(name, wq):
-    env = Dsa(wq)
+def test_untouched_buffer_completes_through_partial_completions_and_resubmits(make_env, name, wq):
+    env = make_env(wq)
     size = 5 * 4096 + 100
     spec = BY_NAME[name]
     if name == "cr_delta":
@@ -602,8 +610,8 @@ def test_untouched_buffer_completes_through_partial_completions_and_resubmits(na
     assert len(partial) >= (3 if name == "cflush" else 5)
 
 
-def test_partial_completion_records_the_first_untranslatable_page_and_direction():
-    env = Dsa()
+def test_partial_completion_records_the_first_untranslatable_page_and_direction(make_env):
+    env = make_env()
     t = _new_task(env, BY_NAME["memmove"], 3 * 4096, populate=False)
     submit(env, t, prep_memcpy(t, desc_flags(env, False)))
     env.drain()
@@ -641,8 +649,8 @@ OP_CONFIG_CASES = [
     ("op_config", "run", "passes"),
     [pytest.param(c, r, p, id=f"{c:#x}-{r[0]}-{r[1]}") for c, r, p in OP_CONFIG_CASES],
 )
-def test_op_config_enables_exactly_its_operations(op_config, run, passes):
-    env = Dsa(WQ_MODE_DEDICATED, block_on_fault=False, op_config=op_config)
+def test_op_config_enables_exactly_its_operations(make_env, op_config, run, passes):
+    env = make_env(WQ_MODE_DEDICATED, block_on_fault=False, op_config=op_config)
     mode, name = run
     runner = run_single if mode == "single" else lambda e, s, n, b: run_batch(e, s, n, b, count=2)
     outcome = runner(env, BY_NAME[name], 4096, True)
@@ -708,9 +716,9 @@ def parse_evl_desc(bdi: tuple[int, int, int, int], descs: list[tuple[int, int, i
 
 
 @pytest.mark.parametrize("case", sorted(EVL_CASES))
-def test_batch_fault_cases_of_test_all_sh(case):
+def test_batch_fault_cases_of_test_all_sh(make_env, case):
     bdi, plan = EVL_CASES[case]
-    env = Dsa(WQ_MODE_DEDICATED)  # dsa_test -o1 -b3 -w0 -f0x8: memmove, prefaulted, no BOF
+    env = make_env(WQ_MODE_DEDICATED)  # dsa_test -o1 -b3 -w0 -f0x8: memmove, prefaulted, no BOF
     size = 4096
     n = len(plan)
     flags = int(F.CRAV | F.RCR)

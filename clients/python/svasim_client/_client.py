@@ -190,6 +190,25 @@ class Client:
         r = self.cpu.GetCounters(cpu_pb2.GetCountersRequest(), timeout=self.timeout)
         return {s.scope: dict(s.values) for s in r.sets}
 
+    @_unpacked
+    def movdir64b(self, tid: int, portal: int, descriptor: bytes) -> cpu_pb2.Movdir64bResponse:
+        """Execute MOVDIR64B (a posted store; to a dedicated WQ's portal or to memory)."""
+        return self.cpu.Movdir64b(
+            cpu_pb2.Movdir64bRequest(tid=tid, portal_address=portal, raw=descriptor), timeout=self.timeout
+        )
+
+    @_unpacked
+    def create_kthread(self, name: str = "kworker") -> cpu_pb2.Thread:
+        """A kernel thread, for ENQCMDS."""
+        return self.cpu.CreateKernelThread(cpu_pb2.CreateKernelThreadRequest(name=name), timeout=self.timeout).thread
+
+    @_unpacked
+    def enqcmds(self, tid: int, descriptor: bytes, device: str = "dsa0", wq_id: int = 0) -> cpu_pb2.EnqcmdsResponse:
+        """Execute ENQCMDS from a (kernel) thread at a WQ's portal."""
+        return self.cpu.Enqcmds(
+            cpu_pb2.EnqcmdsRequest(tid=tid, device=device, wq_id=wq_id, raw=descriptor), timeout=self.timeout
+        )
+
     # -- iommu and accel --------------------------------------------------------------------
     @_unpacked
     def pasid_entry(self, device: str, pasid: int) -> iommu_pb2.PasidEntry:
@@ -209,6 +228,28 @@ class Client:
         return list(self.accel.ListDevices(accel_pb2.ListDevicesRequest(), timeout=self.timeout).devices)
 
     @_unpacked
+    def configure_wq(self, device: str = "dsa0", wq_id: int = 0, **fields: Any) -> accel_pb2.WorkQueue:
+        """Change WQCFG fields of a disabled WQ: mode, size, threshold, priority, block_on_fault,
+        op_config, max_xfer_shift, max_batch_shift."""
+        return self.accel.ConfigureWorkQueue(
+            accel_pb2.ConfigureWorkQueueRequest(device=device, wq_id=wq_id, **fields), timeout=self.timeout
+        ).wq
+
+    @_unpacked
+    def enable_wq(self, device: str = "dsa0", wq_id: int = 0) -> accel_pb2.WorkQueue:
+        """Enable a WQ."""
+        return self.accel.EnableWorkQueue(
+            accel_pb2.EnableWorkQueueRequest(device=device, wq_id=wq_id), timeout=self.timeout
+        ).wq
+
+    @_unpacked
+    def disable_wq(self, device: str = "dsa0", wq_id: int = 0) -> accel_pb2.WorkQueue:
+        """Disable a WQ (it drains first)."""
+        return self.accel.DisableWorkQueue(
+            accel_pb2.DisableWorkQueueRequest(device=device, wq_id=wq_id), timeout=self.timeout
+        ).wq
+
+    @_unpacked
     def advance(self, device: str = "", until_cycles: int = 0) -> accel_pb2.AdvanceResponse:
         """Run the device engines (until idle by default)."""
         return self.accel.Advance(
@@ -220,6 +261,11 @@ class Client:
     def runs(self) -> list[trace_pb2.Run]:
         """Recorded runs."""
         return list(self.trace.ListRuns(trace_pb2.ListRunsRequest(), timeout=self.timeout).runs)
+
+    @_unpacked
+    def run_info(self, run: str) -> trace_pb2.Run:
+        """One run by id or name (its event count included)."""
+        return self.trace.GetRun(trace_pb2.GetRunRequest(run=run), timeout=self.timeout).run
 
     @_unpacked
     def flush(self) -> int:

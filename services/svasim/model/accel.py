@@ -36,8 +36,11 @@ from svasim.model import dsa_ops, idxd
 from svasim.model.costs import CostTable
 from svasim.model.errors import FailedPrecondition, InvalidArgument, NotFound
 from svasim.model.journal import Journal
-from svasim.model.memory import PAGE_SHIFT
+from svasim.model.memory import PAGE_SHIFT, PAGE_SIZE
 from svasim.model.ports import (
+    FAULT_NOT_PRESENT,
+    FAULT_PROTECTION,
+    PRG_RESPONSE_SUCCESS,
     STORE_ENQCMD,
     STORE_ENQCMDS,
     STORE_MOVDIR64B,
@@ -47,6 +50,7 @@ from svasim.model.ports import (
     OpenResult,
     SubmitResult,
     TranslateResult,
+    Translation,
 )
 from svasim.model.transition import Transition
 
@@ -138,6 +142,8 @@ class WorkQueue:
     retried: int = 0
     completed: int = 0
     opener: int | None = None  # dedicated WQs admit one opener (-EBUSY otherwise)
+    #: mm -> open files of this WQ (the idxd cdev's client count).
+    clients: dict[int, int] = field(default_factory=dict)
     last_end: int = 0  # when the last descriptor dispatched from this WQ ends (DRAIN waits)
 
     @property
@@ -158,6 +164,15 @@ class Device:
     swerr: int = 0
     next_desc_id: int = 1
     rr: int = 0  # round-robin pointer among WQs of equal priority
+    #: Device TLB (ATS): (pasid, vpn) -> (pfn, writable).
+    devtlb: dict[tuple[int, int], tuple[int, bool]] = field(default_factory=dict)
+    devtlb_hits: int = 0
+    devtlb_misses: int = 0
+    page_requests: int = 0
+    #: Engine cycles spent waiting for page group responses.
+    stall_cycles: int = 0
+    #: WQCAP total_wq_size: entries shared by all WQs of the device.
+    total_wq_size: int = 128
 
     def wq_entity(self, wq: WorkQueue) -> str:
         """Entity name of a WQ of this device."""
@@ -189,19 +204,35 @@ def default_devices() -> list[Device]:
 
 
 class _DeviceDma:
-    """The :class:`svasim.model.dsa_ops.Dma` of one descriptor: its PASID, through the IOMMU."""
+    """The :class:`svasim.model.dsa_ops.Dma` of one descriptor: its PASID, through the IOMMU.
 
-    __slots__ = ("accel", "journal", "dev", "pasid")
+    With block on fault in effect (BOF in the descriptor and in WQCFG), a translation
+    that stops at a page that is not present sends a page request and waits for the page
+    group response: on SUCCESS the device translates again and goes on; otherwise the
+    access fails there.
+    """
 
-    def __init__(self, accel: Accel, journal: Journal, dev: Device, pasid: int) -> None:
+    __slots__ = ("accel", "journal", "dev", "pasid", "bof")
+
+    def __init__(self, accel: Accel, journal: Journal, dev: Device, pasid: int, bof: bool = False) -> None:
         self.accel = accel
         self.journal = journal
         self.dev = dev
         self.pasid = pasid
+        self.bof = bof
 
     def span(self, address: int, length: int, write: bool) -> dsa_ops.Span:
         tr = self.accel._translate(self.journal, self.dev, self.pasid, address, length, write)
-        return dsa_ops.Span(address, length, write, tr)
+        refused = False
+        while self.bof and tr.fault in (FAULT_NOT_PRESENT, FAULT_PROTECTION) and tr.covered < length:
+            code = self.accel.iommu.page_request(self.journal, self.dev.name, self.pasid, tr.fault_address, write)
+            self.dev.page_requests += 1
+            self.dev.stall_cycles += self.accel.costs.page_request
+            if code != PRG_RESPONSE_SUCCESS:
+                refused = True
+                break
+            tr = self.accel._translate(self.journal, self.dev, self.pasid, address, length, write)
+        return dsa_ops.Span(address, length, write, tr, prs_refused=refused)
 
     def read(self, span: dsa_ops.Span, length: int) -> bytes:
         return self.accel._read(span.xlate, length)
@@ -258,6 +289,7 @@ class Accel:
                 opener=wq.opener,
             )
         bound = self.iommu.bind(journal, device, mm, pgd, dev.max_pasids)
+        wq.clients[mm] = wq.clients.get(mm, 0) + 1
         if dedicated:
             # idxd_wq_set_pasid: disable the WQ, write WQCFG.pasid, enable it again.
             before = {"pasid": wq.cfg.pasid, "opener": wq.opener}
@@ -270,6 +302,108 @@ class Accel:
             portal_offset=idxd_get_wq_portal_full_offset(wq_id, IDXD_PORTAL_LIMITED),
             shared=not dedicated,
         )
+
+    def close_wq(
+        self, journal: Journal, device: str, wq_id: int, mm: int, unbind: bool, free_if_unused: bool
+    ) -> tuple[int, bool]:
+        """The idxd cdev's release: drain what the mm queued, clear a dedicated WQ's
+        PASID, and (when it was the mm's last file on the device) unbind it."""
+        dev = self.device(device)
+        wq = self.wq(dev, wq_id)
+        if wq.clients.get(mm, 0) <= 0:
+            raise FailedPrecondition(
+                "WQ_NOT_OPEN", f"mm {mm} has no open file of {dev.name} WQ {wq_id}", mm=mm, wq=wq_id
+            )
+        # idxd_device_drain_pasid: nothing of the mm may still run after release.
+        self._run(journal, dev, None)
+        wq.clients[mm] -= 1
+        if not wq.clients[mm]:
+            del wq.clients[mm]
+        if wq.cfg.mode == WQ_MODE_DEDICATED and wq.opener == mm:
+            before = {"pasid": wq.cfg.pasid, "opener": mm}
+            wq.cfg.pasid = 0
+            wq.opener = None
+            journal.emit(dev.wq_entity(wq), "wq.set_pasid", before, {"pasid": 0, "opener": None})
+        if not unbind:
+            return 0, False
+        pasid, freed = self.iommu.unbind(journal, device, mm, free_if_unused)
+        # No translation of the unbound PASID may outlive the binding.
+        self.invalidate_devtlb(journal, device, pasid, 0, 0)
+        return pasid, freed
+
+    # -- configuration (the idxd sysfs attributes, WQCFG) -------------------------------------
+    def configure_wq(self, journal: Journal, device: str, wq_id: int, changes: dict[str, object]) -> WorkQueue:
+        """Change WQCFG fields of a disabled WQ; every value is checked before any is set.
+
+        ``changes`` may hold mode, wq_size, wq_thresh, priority, block_on_fault, op_config,
+        max_xfer_shift, max_batch_shift.
+        """
+        dev = self.device(device)
+        wq = self.wq(dev, wq_id)
+        if wq.cfg.enabled:
+            raise FailedPrecondition("WQ_ENABLED", f"{dev.name} WQ {wq_id} is enabled; disable it before configuring")
+        known = {
+            "mode",
+            "wq_size",
+            "wq_thresh",
+            "priority",
+            "block_on_fault",
+            "op_config",
+            "max_xfer_shift",
+            "max_batch_shift",
+        }
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise InvalidArgument("UNKNOWN_WQ_FIELD", f"unknown WQCFG fields {unknown}; known: {sorted(known)}")
+        new = WqConfig(**{**{k: getattr(wq.cfg, k) for k in known}, "pasid": wq.cfg.pasid, "enabled": False})
+        for k, v in changes.items():
+            setattr(new, k, v)
+        if new.mode not in (WQ_MODE_SHARED, WQ_MODE_DEDICATED):
+            raise InvalidArgument("BAD_WQ_MODE", f"mode must be shared or dedicated, not {new.mode!r}")
+        others = sum(w.cfg.wq_size for w in dev.wqs if w is not wq)
+        if not 1 <= new.wq_size <= dev.total_wq_size - others:
+            raise InvalidArgument(
+                "BAD_WQ_SIZE",
+                f"wq_size {new.wq_size} must be 1..{dev.total_wq_size - others} "
+                f"(WQCAP total_wq_size {dev.total_wq_size}, {others} used by other WQs)",
+            )
+        if new.mode == WQ_MODE_SHARED and not 0 <= new.wq_thresh <= new.wq_size:
+            raise InvalidArgument("BAD_WQ_THRESHOLD", f"threshold {new.wq_thresh} must be 0..wq_size {new.wq_size}")
+        if new.mode == WQ_MODE_DEDICATED:
+            new.wq_thresh = 0  # the threshold only applies to the limited portal of a shared WQ
+        if not 1 <= new.priority <= 15:
+            raise InvalidArgument("BAD_WQ_PRIORITY", f"priority {new.priority} must be 1..15")
+        if new.op_config & ~dsa_ops.OPCAP_BITMAP:
+            raise InvalidArgument(
+                "OP_CONFIG_NOT_IN_OPCAP",
+                f"op_config {new.op_config:#x} enables operations the device lacks (OPCAP {dsa_ops.OPCAP_BITMAP:#x})",
+            )
+        if not 0 <= new.max_xfer_shift <= 31:
+            raise InvalidArgument("BAD_MAX_XFER_SHIFT", f"max_xfer_shift {new.max_xfer_shift} must be 0..31")
+        if not 0 <= new.max_batch_shift <= 10:
+            raise InvalidArgument("BAD_MAX_BATCH_SHIFT", f"max_batch_shift {new.max_batch_shift} must be 0..10")
+        before = {k: getattr(wq.cfg, k) for k in sorted(changes)}
+        wq.cfg = new
+        journal.emit(dev.wq_entity(wq), "wq.config", before, {k: getattr(new, k) for k in sorted(changes)})
+        return wq
+
+    def set_wq_enabled(self, journal: Journal, device: str, wq_id: int, enabled: bool) -> WorkQueue:
+        """Enable or disable a WQ. Disabling waits for what it queued (the WQ drains) and
+        is refused while a file of it is open."""
+        dev = self.device(device)
+        wq = self.wq(dev, wq_id)
+        if wq.cfg.enabled == enabled:
+            return wq
+        if not enabled:
+            if wq.clients:
+                raise FailedPrecondition(
+                    "WQ_BUSY",
+                    f"{dev.name} WQ {wq_id} has open files (mm {', '.join(map(str, sorted(wq.clients)))})",
+                )
+            self._run(journal, dev, None)
+        wq.cfg.enabled = enabled
+        journal.emit(dev.wq_entity(wq), "wq.enable" if enabled else "wq.disable", None, {"enabled": enabled})
+        return wq
 
     # -- admission ---------------------------------------------------------------------------
     def submit(
@@ -433,7 +567,9 @@ class Accel:
         Returns its completion, whether its completion record went where it was asked to
         go, and the cycles it took (for a batch, its sub-descriptors included).
         """
-        dma = _DeviceDma(self, journal, dev, pasid)
+        bof = bool(desc.flags & idxd.OpFlag.BOF) and wq.cfg.block_on_fault
+        dma = _DeviceDma(self, journal, dev, pasid, bof)
+        stalled = dev.stall_cycles
         comp = dsa_ops.check(desc, wq.cfg, in_batch=parent is not None)
         own_bytes = 0  # bytes charged to this descriptor alone (a batch: its list)
         inner = 0  # cycles of a batch's sub-descriptors
@@ -445,7 +581,8 @@ class Accel:
         elif comp is None:
             comp = dsa_ops.execute(desc, dma)
             own_bytes = comp.bytes
-        own = self._cost(own_bytes)
+        # Waiting for page group responses keeps the engine busy too.
+        own = self._cost(own_bytes) + (dev.stall_cycles - stalled)
         duration = own + inner
         dev.bytes_processed += comp.bytes
         after: dict[str, object] = {
@@ -463,12 +600,10 @@ class Accel:
         detail: dict[str, object] | None = None
         if parent is not None:
             detail = {"batch": parent[0], "index": parent[1]}
-        if desc.flags & idxd.OpFlag.BOF and wq.cfg.block_on_fault:
-            # Block on fault is in effect, but a fault still completes as without it
-            # until the device can send page requests (page request path: issue 4).
+        if bof:
             detail = {**(detail or {}), "block_on_fault": True}
         journal.emit(entity, "desc.complete", None, after, cycles=own, detail=detail)
-        written = self._write_completion(journal, dev, desc, pasid, comp)
+        written = self._write_completion(journal, dev, desc, pasid, comp, bof)
         if desc.flags & idxd.OpFlag.RCI:
             # The completion interrupt, through the handle the descriptor names (MSI-X
             # vector or IMS entry; INT_HANDLE_INVAL is not modelled).
@@ -478,9 +613,69 @@ class Accel:
     def _translate(
         self, journal: Journal, dev: Device, pasid: int, address: int, length: int, write: bool
     ) -> TranslateResult:
+        """Translate through the device TLB (ATS), asking the IOMMU on a miss.
+
+        The device TLB caches what the IOMMU answered, per PASID and page; the IOMMU
+        invalidates it (:meth:`invalidate_devtlb`) before an unmap completes, so a stale
+        translation is never used.
+        """
         if length == 0:
             return TranslateResult()
-        return self.iommu.translate(journal, dev.name, pasid, address, length, write)
+        out = TranslateResult()
+        va = address
+        end = address + length
+        tlb = dev.devtlb
+        while va < end:
+            hit = tlb.get((pasid, va >> PAGE_SHIFT))
+            if hit is None or (write and not hit[1]):
+                break
+            n = min(PAGE_SIZE - (va & (PAGE_SIZE - 1)), end - va)
+            pa = (hit[0] << PAGE_SHIFT) | (va & (PAGE_SIZE - 1))
+            last = out.translations[-1] if out.translations else None
+            if last is not None and last.physical + last.length == pa:
+                last.length += n
+            else:
+                out.translations.append(Translation(va, pa, n))
+            dev.devtlb_hits += 1
+            va += n
+        if va >= end:
+            return out
+        dev.devtlb_misses += 1
+        rest = self.iommu.translate(journal, dev.name, pasid, va, end - va, write)
+        for t in rest.translations:
+            first = t.address >> PAGE_SHIFT
+            for i in range(((t.address + t.length - 1) >> PAGE_SHIFT) - first + 1):
+                old = tlb.get((pasid, first + i))
+                tlb[(pasid, first + i)] = ((t.physical >> PAGE_SHIFT) + i, write or bool(old and old[1]))
+            last = out.translations[-1] if out.translations else None
+            if last is not None and last.physical + last.length == t.physical:
+                last.length += t.length
+            else:
+                out.translations.append(Translation(t.address, t.physical, t.length))
+        out.fault, out.fault_address = rest.fault, rest.fault_address
+        out.iotlb_hits, out.iotlb_misses = rest.iotlb_hits, rest.iotlb_misses
+        return out
+
+    def invalidate_devtlb(self, journal: Journal, device: str, pasid: int, address: int, length: int) -> int:
+        """ATS invalidation (PASID-based device-TLB invalidation, descriptor type 8) of a
+        range, or of the whole PASID when ``length`` is 0; returns the entries dropped."""
+        dev = self.device(device)
+        if length == 0:
+            keys = [k for k in dev.devtlb if k[0] == pasid]
+        else:
+            first, last = address >> PAGE_SHIFT, (address + length - 1) >> PAGE_SHIFT
+            keys = [(pasid, v) for v in range(first, last + 1) if (pasid, v) in dev.devtlb]
+        for k in keys:
+            del dev.devtlb[k]
+        if keys:
+            journal.emit(
+                f"devtlb/{dev.name}",
+                "devtlb.invalidate",
+                None,
+                None,
+                detail={"pasid": pasid, "address": address, "length": length, "dropped": len(keys)},
+            )
+        return len(keys)
 
     def _read(self, tr: TranslateResult, length: int) -> bytes:
         out = bytearray()
@@ -500,7 +695,13 @@ class Accel:
             pos += len(chunk)
 
     def _write_completion(
-        self, journal: Journal, dev: Device, desc: idxd.DsaHwDesc, pasid: int, comp: dsa_ops.Completion
+        self,
+        journal: Journal,
+        dev: Device,
+        desc: idxd.DsaHwDesc,
+        pasid: int,
+        comp: dsa_ops.Completion,
+        bof: bool = False,
     ) -> bool:
         """Write the completion record if the descriptor asks for one; False if it could not.
 
@@ -522,7 +723,9 @@ class Accel:
         if comp.status == idxd.DsaCompStatus.CRA_ALIGN:
             self._swerr(journal, dev, f"completion record {addr:#x} not 32-byte aligned", comp.status)
             return False
-        tr = self._translate(journal, dev, pasid, addr, idxd.DSA_COMP_SIZE, True)
+        # A completion record on a page that is not present is paged in by a page
+        # request too when block on fault is in effect.
+        tr = _DeviceDma(self, journal, dev, pasid, bof).span(addr, idxd.DSA_COMP_SIZE, True).xlate
         if tr.covered < idxd.DSA_COMP_SIZE:
             self._swerr(
                 journal, dev, f"completion record {addr:#x} not writable ({tr.fault})", idxd.DsaCompStatus.CRA_XLAT

@@ -89,6 +89,10 @@ class CostTable:
     cache_line_dirty: int = 20
     # Saving or restoring the 8 KiB of AMX tile data in XSAVES/XRSTORS. No source found.
     tile_xstate: int = 500
+    # Device: one page request and its page group response, host fault handling
+    # included (the engine waits). No source found; of the order of an I/O page fault,
+    # several microseconds.
+    page_request: int = 10000
 
     def as_dict(self) -> dict[str, int]:
         """All entries by name."""

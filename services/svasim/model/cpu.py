@@ -47,7 +47,7 @@ from svasim.model.memory import (
     page_align_up,
 )
 from svasim.model.policy import MSR_IA32_PASID_VALID, PASID_MASK, PasidPolicy, make_policy, pasid_state
-from svasim.model.ports import STORE_ENQCMD, AccelPort, IommuPort
+from svasim.model.ports import STORE_ENQCMD, STORE_ENQCMDS, STORE_MOVDIR64B, AccelPort, IommuPort
 
 SIGILL = 4
 SIGSEGV = 11
@@ -71,6 +71,12 @@ class EnqcmdOutcome(StrEnum):
     RETRY = "retry"
     SIGSEGV = "sigsegv"
     PAGE_FAULT_SIGSEGV = "page_fault_sigsegv"
+    #: A #GP in kernel mode (ENQCMDS with reserved source bits): an oops in Linux.
+    KERNEL_GP = "kernel_gp"
+    #: MOVDIR64B: the posted store went to a portal (no status comes back).
+    POSTED = "posted"
+    #: MOVDIR64B to ordinary memory: a 64-byte direct store.
+    STORED = "stored"
 
 
 def new_xstate() -> dict[str, Any]:
@@ -477,12 +483,11 @@ class Kernel:
 
     def _release_mm(self, journal: Journal, proc: Process, *, keep_process: bool) -> None:
         """Drop an mm: close its device files, unmap everything, free its PASID."""
-        for device, _wq in list(proc.opened):
-            try:
-                self.iommu.unbind(journal, device, proc.pid, False)
-            except FailedPrecondition:
-                pass  # already unbound by an explicit close
-        proc.opened.clear()
+        # The files close: each WQ's release, the last one per device unbinding.
+        while proc.opened:
+            device, wq_id = proc.opened.pop()
+            unbind = not any(d == device for d, _ in proc.opened)
+            self.accel.close_wq(journal, device, wq_id, proc.pid, unbind, False)
         for vma in list(proc.aspace.vmas):
             self._unmap_vma(journal, proc, vma)
         if proc.pasid:
@@ -744,10 +749,12 @@ class Kernel:
                 "WQ_NOT_OPEN", f"process {pid} has not opened {device} WQ {wq_id}", device=device, wq=wq_id
             )
         proc.opened.remove((device, wq_id))
-        if any(d == device for d, _ in proc.opened):
-            return proc.pasid, False  # another file still holds the device binding
+        # Another file of the same device keeps the binding.
+        unbind = not any(d == device for d, _ in proc.opened)
         last = not proc.opened
-        pasid, freed = self.iommu.unbind(journal, device, pid, self.early_free and last)
+        pasid, freed = self.accel.close_wq(journal, device, wq_id, pid, unbind, self.early_free and last)
+        if not unbind:
+            return proc.pasid, False
         if freed:
             proc.pasid = 0
             journal.emit(proc.entity, "mm.pasid.set", {"pasid": pasid}, {"pasid": 0})
@@ -1367,6 +1374,114 @@ class Kernel:
             detail={"reason": res.retry_reason},
         )
         return EnqcmdResult(EnqcmdOutcome.RETRY, True, gp, fixed, pasid_sent, res.retry_reason, cpu.cycles - start)
+
+    def movdir64b(self, journal: Journal, tid: int, dest: int, src: bytes) -> EnqcmdResult:
+        """MOVDIR64B in a running thread: a posted 64-byte store; no status comes back.
+
+        To a portal it is a submission to a dedicated WQ (the device takes the PASID from
+        WQCFG); to memory it is a direct store. A misaligned destination raises #GP, which
+        goes through the same #GP handler as ENQCMD's (its fixup does not decode the
+        instruction).
+        """
+        if len(src) != idxd.DSA_DESC_SIZE:
+            raise InvalidArgument("BAD_DESCRIPTOR_SIZE", f"MOVDIR64B moves exactly 64 bytes, not {len(src)}")
+        task, cpu = self.running_task(tid)
+        proc = self.processes[task.pid]
+        outer = self._enter("movdir64b")
+        try:
+            start = cpu.cycles
+            gp = 0
+            fixed = False
+            while True:
+                self.charge(cpu, task, self.costs.enqcmd, "movdir64b")
+                if dest % 64 == 0:
+                    break
+                gp += 1
+                task.gp_faults += 1
+                self.count(cpu, task, "gp")
+                trap_cost = self.costs.trap_roundtrip + self.costs.gp_handler
+                self.charge(cpu, task, trap_cost, "trap")
+                journal.emit(
+                    task.entity,
+                    "trap.gp",
+                    None,
+                    {"gp_faults": task.gp_faults},
+                    cycles=trap_cost,
+                    detail={"insn": "movdir64b", "reason": "destination not 64-byte aligned", "cpu": cpu.id},
+                )
+                if gp < GP_LOOP_LIMIT and self.policy.try_fixup_enqcmd_gp(self, task, cpu, journal):
+                    fixed = True
+                    continue
+                return self._sigsegv(journal, proc, task, cpu, gp, fixed, start, EnqcmdOutcome.SIGSEGV)
+            vma = proc.aspace.find_vma(dest)
+            if vma is None or (vma.kind == "anon" and not vma.writable):
+                journal.emit(task.entity, "trap.pf", None, None, detail={"address": dest, "insn": "movdir64b"})
+                return self._sigsegv(journal, proc, task, cpu, gp, fixed, start, EnqcmdOutcome.PAGE_FAULT_SIGSEGV)
+            if vma.kind == "anon":
+                self.write_memory(journal, proc.pid, dest, src)
+                return EnqcmdResult(EnqcmdOutcome.STORED, False, gp, fixed, 0, "", cpu.cycles - start)
+            offset = vma.portal_offset + (dest - vma.start)
+            self.accel.submit(journal, vma.device, offset, src, STORE_MOVDIR64B, cpu.cycles)
+            self.count(cpu, task, "movdir64b")
+            journal.emit(task.entity, "movdir64b.posted", None, None, detail={"device": vma.device, "offset": offset})
+            return EnqcmdResult(EnqcmdOutcome.POSTED, False, gp, fixed, 0, "", cpu.cycles - start)
+        finally:
+            self.path = outer
+
+    def enqcmds(self, journal: Journal, tid: int, device: str, portal_offset: int, src: bytes) -> EnqcmdResult:
+        """ENQCMDS in a running kernel thread: the PASID and privilege come from the source.
+
+        From user mode it raises #GP (CPL > 0), which the #GP handler may try to fix up
+        before it turns into SIGSEGV; a source with bits 30:20 set raises #GP in the
+        kernel (an oops in Linux). The kernel's portal mapping is given as the device and
+        the offset in its portal space.
+        """
+        if len(src) != idxd.DSA_DESC_SIZE:
+            raise InvalidArgument("BAD_DESCRIPTOR_SIZE", f"ENQCMDS moves exactly 64 bytes, not {len(src)}")
+        task = self.task(tid)
+        if not task.kthread:
+            task, cpu = self.running_task(tid)
+            proc = self.processes[task.pid]
+            start = cpu.cycles
+            task.gp_faults += 1
+            self.count(cpu, task, "gp")
+            journal.emit(
+                task.entity,
+                "trap.gp",
+                None,
+                {"gp_faults": task.gp_faults},
+                cycles=self.costs.trap_roundtrip + self.costs.gp_handler,
+                detail={"insn": "enqcmds", "reason": "CPL > 0", "cpu": cpu.id},
+            )
+            self.charge(cpu, task, self.costs.trap_roundtrip + self.costs.gp_handler, "trap")
+            return self._sigsegv(journal, proc, task, cpu, 1, False, start, EnqcmdOutcome.SIGSEGV)
+        if task.exited or task.cpu < 0:
+            raise FailedPrecondition("THREAD_NOT_RUNNING", f"kernel thread {tid} is not running on any CPU", tid=tid)
+        cpu = self.cpus[task.cpu]
+        start = cpu.cycles
+        self.charge(cpu, task, self.costs.enqcmd, "enqcmd")
+        dword0 = int.from_bytes(src[:4], "little")
+        if dword0 & 0x7FF00000:
+            journal.emit(
+                task.entity,
+                "trap.gp",
+                None,
+                None,
+                detail={"insn": "enqcmds", "reason": "source bits 30:20 set", "cpu": cpu.id},
+            )
+            return EnqcmdResult(EnqcmdOutcome.KERNEL_GP, False, 1, False, 0, "", cpu.cycles - start)
+        res = self.accel.submit(journal, device, portal_offset, src, STORE_ENQCMDS, cpu.cycles)
+        pasid = dword0 & PASID_MASK
+        kind = "enqcmds.accept" if res.accepted else "enqcmds.retry"
+        journal.emit(
+            task.entity,
+            kind,
+            None,
+            None,
+            detail={"pasid": pasid, "priv": bool(dword0 >> 31), "reason": res.retry_reason},
+        )
+        outcome = EnqcmdOutcome.ACCEPTED if res.accepted else EnqcmdOutcome.RETRY
+        return EnqcmdResult(outcome, not res.accepted, 0, False, pasid, res.retry_reason, cpu.cycles - start)
 
     def _sigsegv(
         self,

@@ -234,6 +234,9 @@ class Span:
     length: int
     write: bool
     xlate: TranslateResult
+    #: Block on fault was in effect and the page request for the fault was answered
+    #: INVALID or FAILURE (the device does not give up on a fault otherwise).
+    prs_refused: bool = False
 
     @property
     def covered(self) -> int:
@@ -332,9 +335,11 @@ def _fault(done: int, *streams: Span, result: int = 0) -> Completion:
     status = DsaCompStatus.PAGE_FAULT_NOBOF
     if span.fault in (FAULT_PASID_NOT_PRESENT, FAULT_PASID_OUT_OF_RANGE):
         status = DsaCompStatus.TRANSLATION_FAIL
-    # Block on fault: with BOF in the descriptor and in WQCFG the device would send a page
-    # request and wait. page request path: issue 4. Until then the fault ends here, as
-    # without BOF.
+    elif span.prs_refused:
+        # Block on fault: the device sent a page request and waited; the host answered
+        # that the page cannot be had (UNVERIFIED: PAGE_FAULT_IR read as "page fault,
+        # invalid response").
+        status = DsaCompStatus.PAGE_FAULT_IR
     return Completion(
         status,
         result=result,

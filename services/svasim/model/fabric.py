@@ -42,7 +42,7 @@ class ModelFabric:
         costs = costs or CostTable()
         self.sink = sink
         host = _Late(lambda: self.kernel)
-        self.iommu = Iommu(host, costs)
+        self.iommu = Iommu(host, costs, ats=_Late(lambda: self.accel))
         self.accel = Accel(self.iommu, host, devices, costs)
         self.kernel = Kernel(self.accel, self.iommu, ncpus=ncpus, policy=policy, costs=costs, early_free=early_free)
 

@@ -24,6 +24,7 @@ from svasim.model.ports import (
     PRG_RESPONSE_FAILURE,
     PRG_RESPONSE_INVALID,
     PRG_RESPONSE_SUCCESS,
+    AtsPort,
     BindResult,
     HostPort,
     TranslateResult,
@@ -84,8 +85,10 @@ class IommuDevice:
 class Iommu:
     """The IOMMU's state and operations."""
 
-    def __init__(self, host: HostPort, costs: CostTable | None = None) -> None:
+    def __init__(self, host: HostPort, costs: CostTable | None = None, ats: AtsPort | None = None) -> None:
         self.host = host
+        # Devices' TLBs (ATS): invalidated with the IOTLB, so no device keeps a stale entry.
+        self.ats = ats
         self.costs = costs or CostTable()
         self.devices: dict[str, IommuDevice] = {}
         self.mm_pasid: dict[int, int] = {}
@@ -159,6 +162,15 @@ class Iommu:
             dev = self.devices[device] = IommuDevice(device, max_pasids)
         existing = dev.entry(pasid)
         if existing is not None and existing.present:
+            if existing.flptr != pgd:
+                # Attaching the PASID to a different target is an error (iommufd:
+                # EINVAL, replace must be used); the same target again is fine.
+                raise FailedPrecondition(
+                    "PASID_ATTACHED_ELSEWHERE",
+                    f"PASID {pasid} of device {device} is attached to table {existing.flptr:#x}, not {pgd:#x}",
+                    pasid=pasid,
+                    device=device,
+                )
             # Binding the same mm again is fine (the SVA handle is refcounted).
             return BindResult(pasid, False)
         if allocated:
@@ -189,6 +201,7 @@ class Iommu:
             raise FailedPrecondition("NOT_BOUND", f"mm {mm} is not bound to device {device}", mm=mm, device=device)
         del dev.pasid_dir[pasid >> 6][pasid & 0x3F]
         journal.emit(f"pasid_entry/{device}/{pasid}", "pasid_entry.clear", {"present": True}, None)
+        # The device's own TLB is dropped by its driver's release path, which called us.
         self._drop_iotlb(pasid, 0, 0)
         if free_if_unused and not any(d.entry(pasid) is not None for d in self.devices.values()):
             self.drop_mm(journal, mm)
@@ -205,6 +218,7 @@ class Iommu:
                 del dev.pasid_dir[pasid >> 6][pasid & 0x3F]
                 journal.emit(f"pasid_entry/{name}/{pasid}", "pasid_entry.clear", {"present": True}, None)
         self._drop_iotlb(pasid, 0, 0)
+        # Devices already dropped their TLBs when their files of this mm were released.
         del self.pasid_mm[pasid]
         self.mm_pgd.pop(mm, None)
         journal.emit(f"pasid/{pasid}", "pasid.free", {"mm": mm, "state": "allocated"}, None)
@@ -279,6 +293,12 @@ class Iommu:
         self.stats["iotlb_misses"] += result.iotlb_misses
         return result
 
+    def _invalidate_devices(self, journal: Journal, devices: list[str], pasid: int, address: int, length: int) -> None:
+        if self.ats is None:
+            return
+        for name in sorted(devices):
+            self.ats.invalidate_devtlb(journal, name, pasid, address, length)
+
     def _drop_iotlb(self, pasid: int, address: int, length: int) -> int:
         if length == 0:
             keys = [k for k in self.iotlb if k[0] == pasid]
@@ -295,6 +315,9 @@ class Iommu:
         if not 0 <= pasid < PASID_MAX:
             raise InvalidArgument("BAD_PASID", f"PASID {pasid} is not a 20-bit value", pasid=pasid)
         dropped = self._drop_iotlb(pasid, address, length)
+        # Then the device TLBs of every device using this PASID (descriptor type 8).
+        users = [n for n, d in self.devices.items() if d.entry(pasid) is not None]
+        self._invalidate_devices(journal, users, pasid, address, length)
         self.stats["invalidations"] += 1
         journal.emit(
             f"iotlb/{pasid}",

@@ -100,6 +100,12 @@ class AccelPort(Protocol):
         """The idxd character device's open: bind the mm and return the portal."""
         ...
 
+    def close_wq(
+        self, journal: Journal, device: str, wq_id: int, mm: int, unbind: bool, free_if_unused: bool
+    ) -> tuple[int, bool]:
+        """The idxd cdev's release; unbinds the mm when it was its last file on the device."""
+        ...
+
     def submit(
         self, journal: Journal, device: str, portal_offset: int, command: bytes, kind: str, cycles: int
     ) -> SubmitResult:
@@ -108,6 +114,14 @@ class AccelPort(Protocol):
 
     def advance(self, journal: Journal, device: str, until_cycles: int) -> AdvanceResult:
         """Run the engines up to a cycle (0: until idle)."""
+        ...
+
+
+class AtsPort(Protocol):
+    """Devices with a device TLB, as the IOMMU reaches them to invalidate it."""
+
+    def invalidate_devtlb(self, journal: Journal, device: str, pasid: int, address: int, length: int) -> int:
+        """Drop a device's cached translations of a PASID's range (all of it if length is 0)."""
         ...
 
 

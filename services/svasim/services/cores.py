@@ -6,7 +6,7 @@ from svasim.model.accel import Accel, Device
 from svasim.model.costs import CostTable
 from svasim.model.cpu import Kernel
 from svasim.model.iommu import Iommu
-from svasim.model.ports import AccelPort, HostPort, IommuPort
+from svasim.model.ports import AccelPort, AtsPort, HostPort, IommuPort
 from svasim.services.core import ServiceCore
 
 
@@ -50,9 +50,13 @@ class IommuCore(ServiceCore):
 
     service = "iommu"
 
-    def __init__(self, *, host: HostPort, costs: CostTable, **kw: object) -> None:
+    def __init__(self, *, host: HostPort, costs: CostTable, ats: AtsPort | None = None, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
-        self.iommu = Iommu(host, costs)
+        from svasim.wiring.local import Unlocking
+
+        # The IOMMU does not hold its lock while it waits on a device's TLB invalidation:
+        # the device may be waiting on the IOMMU for a translation at that moment.
+        self.iommu = Iommu(host, costs, ats=Unlocking(ats, self.lock) if ats is not None else None)
 
     @property
     def model(self) -> Iommu:

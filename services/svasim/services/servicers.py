@@ -22,6 +22,7 @@ from svasim.accel.v1 import accel_pb2, accel_pb2_grpc
 from svasim.cpu.v1 import cpu_pb2, cpu_pb2_grpc
 from svasim.iommu.v1 import iommu_pb2, iommu_pb2_grpc
 from svasim.model import accel as accel_model
+from svasim.model import dsa_ops
 from svasim.model.cpu import EnqcmdOutcome, EnqcmdResult, Kernel, Process, Task
 from svasim.model.errors import FailedPrecondition, InvalidArgument, NotFound, SimError
 from svasim.model.journal import Journal
@@ -125,6 +126,9 @@ OUTCOMES = {
     EnqcmdOutcome.RETRY: cpu_pb2.ENQCMD_OUTCOME_RETRY,
     EnqcmdOutcome.SIGSEGV: cpu_pb2.ENQCMD_OUTCOME_SIGSEGV,
     EnqcmdOutcome.PAGE_FAULT_SIGSEGV: cpu_pb2.ENQCMD_OUTCOME_PAGE_FAULT_SIGSEGV,
+    EnqcmdOutcome.KERNEL_GP: cpu_pb2.ENQCMD_OUTCOME_KERNEL_GP,
+    EnqcmdOutcome.POSTED: cpu_pb2.ENQCMD_OUTCOME_POSTED,
+    EnqcmdOutcome.STORED: cpu_pb2.ENQCMD_OUTCOME_STORED,
 }
 
 
@@ -141,7 +145,7 @@ def enqcmd_pb(r: EnqcmdResult) -> cpu_pb2.EnqcmdResponse:
     )
 
 
-def descriptor_bytes(request: cpu_pb2.EnqcmdRequest) -> bytes:
+def descriptor_bytes(request: Any) -> bytes:
     """The 64-byte source operand of an ENQCMD request, from either form."""
     which = request.WhichOneof("source")
     if which == "raw":
@@ -269,6 +273,32 @@ class CpuServicer(cpu_pb2_grpc.CpuServiceServicer):
             context, "Enqcmd", request, lambda j: self.k.enqcmd(j, request.tid, request.portal_address, src)
         )
         return enqcmd_pb(r)
+
+    @rpc
+    def Movdir64b(self, request, context):
+        src = descriptor_bytes(request)
+        r = self._change(
+            context, "Movdir64b", request, lambda j: self.k.movdir64b(j, request.tid, request.portal_address, src)
+        )
+        return cpu_pb2.Movdir64bResponse(outcome=OUTCOMES[r.outcome], gp_faults=r.gp_faults, cycles=r.cycles)
+
+    @rpc
+    def Enqcmds(self, request, context):
+        src = descriptor_bytes(request)
+        offset = accel_model.idxd_get_wq_portal_full_offset(request.wq_id, accel_model.IDXD_PORTAL_UNLIMITED)
+        r = self._change(
+            context, "Enqcmds", request, lambda j: self.k.enqcmds(j, request.tid, request.device, offset, src)
+        )
+        return cpu_pb2.EnqcmdsResponse(
+            outcome=OUTCOMES[r.outcome], zf=r.zf, retry_reason=r.retry_reason, cycles=r.cycles
+        )
+
+    @rpc
+    def CreateKernelThread(self, request, context):
+        t = self._change(
+            context, "CreateKernelThread", request, lambda j: self.k.create_kthread(j, request.name or "kworker")
+        )
+        return cpu_pb2.CreateKernelThreadResponse(thread=thread_pb(t))
 
     @rpc
     def EnqcmdBatch(self, request, context):
@@ -518,6 +548,10 @@ def device_pb(d: accel_model.Device) -> accel_pb2.Device:
             retried=wq.retried,
             completed=wq.completed,
             portal_offset=accel_model.idxd_get_wq_portal_full_offset(wq.id, accel_model.IDXD_PORTAL_UNLIMITED),
+            op_config=wq.cfg.op_config,
+            max_xfer_shift=wq.cfg.max_xfer_shift,
+            max_batch_shift=wq.cfg.max_batch_shift,
+            clients=sum(wq.clients.values()),
         )
         for wq in d.wqs
     ]
@@ -529,7 +563,29 @@ def device_pb(d: accel_model.Device) -> accel_pb2.Device:
         cycles=d.now,
         bytes_processed=d.bytes_processed,
         swerr=d.swerr,
+        devtlb_hits=d.devtlb_hits,
+        devtlb_misses=d.devtlb_misses,
+        page_requests=d.page_requests,
+        total_wq_size=d.total_wq_size,
+        opcap=dsa_ops.OPCAP_BITMAP,
     )
+
+
+def wq_pb(dev: accel_model.Device, wq_id: int) -> accel_pb2.WorkQueue:
+    """One WQ of a device as a message."""
+    return device_pb(dev).wqs[wq_id]
+
+
+WQ_MODE_NAMES = {v: k for k, v in WQ_MODES.items()}
+WQ_FIELDS = {
+    "size": "wq_size",
+    "threshold": "wq_thresh",
+    "priority": "priority",
+    "block_on_fault": "block_on_fault",
+    "op_config": "op_config",
+    "max_xfer_shift": "max_xfer_shift",
+    "max_batch_shift": "max_batch_shift",
+}
 
 
 class AccelServicer(accel_pb2_grpc.AccelServiceServicer):
@@ -577,6 +633,61 @@ class AccelServicer(accel_pb2_grpc.AccelServiceServicer):
             ),
         )
         return accel_pb2.SubmitResponse(accepted=r.accepted, retry_reason=r.retry_reason, occupancy=r.occupancy)
+
+    @rpc
+    def CloseWorkQueue(self, request, context):
+        pasid, freed = self._change(
+            context,
+            "CloseWorkQueue",
+            request,
+            lambda j: self.core.accel.close_wq(
+                j, request.device, request.wq_id, request.mm, request.unbind, request.free_if_unused
+            ),
+        )
+        return accel_pb2.CloseWorkQueueResponse(pasid=pasid, freed=freed)
+
+    @rpc
+    def ConfigureWorkQueue(self, request, context):
+        changes: dict[str, Any] = {
+            attr: getattr(request, name) for name, attr in WQ_FIELDS.items() if request.HasField(name)
+        }
+        if request.HasField("mode"):
+            if request.mode not in WQ_MODE_NAMES:
+                raise InvalidArgument("BAD_WQ_MODE", "mode must be WQ_MODE_SHARED or WQ_MODE_DEDICATED")
+            changes["mode"] = WQ_MODE_NAMES[request.mode]
+
+        def run(j: Journal) -> accel_pb2.WorkQueue:
+            self.core.accel.configure_wq(j, request.device, request.wq_id, changes)
+            return wq_pb(self.core.accel.devices[request.device], request.wq_id)
+
+        return accel_pb2.ConfigureWorkQueueResponse(wq=self._change(context, "ConfigureWorkQueue", request, run))
+
+    def _enable(self, context, request, method: str, enabled: bool):  # type: ignore[no-untyped-def]
+        def run(j: Journal) -> accel_pb2.WorkQueue:
+            self.core.accel.set_wq_enabled(j, request.device, request.wq_id, enabled)
+            return wq_pb(self.core.accel.devices[request.device], request.wq_id)
+
+        return self._change(context, method, request, run)
+
+    @rpc
+    def EnableWorkQueue(self, request, context):
+        return accel_pb2.EnableWorkQueueResponse(wq=self._enable(context, request, "EnableWorkQueue", True))
+
+    @rpc
+    def DisableWorkQueue(self, request, context):
+        return accel_pb2.DisableWorkQueueResponse(wq=self._enable(context, request, "DisableWorkQueue", False))
+
+    @rpc
+    def InvalidateDeviceTlb(self, request, context):
+        n = self._change(
+            context,
+            "InvalidateDeviceTlb",
+            request,
+            lambda j: self.core.accel.invalidate_devtlb(
+                j, request.device, request.pasid, request.address, request.length
+            ),
+        )
+        return accel_pb2.InvalidateDeviceTlbResponse(entries_dropped=n)
 
     @rpc
     def Advance(self, request, context):

@@ -172,6 +172,26 @@ class GrpcAccelPort(_Stubbed):
         )
         return SubmitResult(r.accepted, r.retry_reason, r.occupancy)
 
+    def close_wq(
+        self, journal: Journal, device: str, wq_id: int, mm: int, unbind: bool, free_if_unused: bool
+    ) -> tuple[int, bool]:
+        r = self._call(
+            self.stub.CloseWorkQueue,
+            accel_pb2.CloseWorkQueueRequest(
+                device=device, wq_id=wq_id, mm=mm, unbind=unbind, free_if_unused=free_if_unused
+            ),
+            journal,
+        )
+        return r.pasid, r.freed
+
+    def invalidate_devtlb(self, journal: Journal, device: str, pasid: int, address: int, length: int) -> int:
+        r = self._call(
+            self.stub.InvalidateDeviceTlb,
+            accel_pb2.InvalidateDeviceTlbRequest(device=device, pasid=pasid, address=address, length=length),
+            journal,
+        )
+        return int(r.entries_dropped)
+
     def advance(self, journal: Journal, device: str, until_cycles: int) -> AdvanceResult:
         r = self._call(self.stub.Advance, accel_pb2.AdvanceRequest(device=device, until_cycles=until_cycles), journal)
         return AdvanceResult(r.executed, r.cycles)

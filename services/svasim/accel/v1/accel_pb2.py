@@ -24,37 +24,57 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsvasim/accel/v1/accel.proto\x12\x0fsvasim.accel.v1\"\xfa\x01\n\tWorkQueue\x12\n\n\x02id\x18\x01 \x01(\r\x12%\n\x04mode\x18\x02 \x01(\x0e\x32\x17.svasim.accel.v1.WqMode\x12\x0c\n\x04size\x18\x03 \x01(\r\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12\x10\n\x08priority\x18\x05 \x01(\r\x12\x16\n\x0e\x62lock_on_fault\x18\x06 \x01(\x08\x12\x0f\n\x07\x65nabled\x18\x07 \x01(\x08\x12\x11\n\toccupancy\x18\x08 \x01(\r\x12\x10\n\x08\x61\x63\x63\x65pted\x18\t \x01(\x04\x12\x0f\n\x07retried\x18\n \x01(\x04\x12\x11\n\tcompleted\x18\x0b \x01(\x04\x12\x15\n\rportal_offset\x18\x0c \x01(\x04\"\x9c\x01\n\x06\x44\x65vice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x03wqs\x18\x02 \x03(\x0b\x32\x1a.svasim.accel.v1.WorkQueue\x12\x0f\n\x07\x65ngines\x18\x03 \x01(\r\x12\x12\n\nmax_pasids\x18\x04 \x01(\r\x12\x0e\n\x06\x63ycles\x18\x05 \x01(\x04\x12\x17\n\x0f\x62ytes_processed\x18\x06 \x01(\x04\x12\r\n\x05swerr\x18\x07 \x01(\x04\"\x14\n\x12ListDevicesRequest\"?\n\x13ListDevicesResponse\x12(\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x17.svasim.accel.v1.Device\"N\n\x14OpenWorkQueueRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05wq_id\x18\x02 \x01(\r\x12\n\n\x02mm\x18\x03 \x01(\x04\x12\x0b\n\x03pgd\x18\x04 \x01(\x04\"}\n\x15OpenWorkQueueResponse\x12\r\n\x05pasid\x18\x01 \x01(\r\x12\x17\n\x0fpasid_allocated\x18\x02 \x01(\x08\x12\x15\n\rportal_offset\x18\x03 \x01(\x04\x12%\n\x04mode\x18\x04 \x01(\x0e\x32\x17.svasim.accel.v1.WqMode\"\x81\x01\n\rSubmitRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x15\n\rportal_offset\x18\x02 \x01(\x04\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\x0c\x12(\n\x04kind\x18\x04 \x01(\x0e\x32\x1a.svasim.accel.v1.StoreKind\x12\x0e\n\x06\x63ycles\x18\x05 \x01(\x04\"K\n\x0eSubmitResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x14\n\x0cretry_reason\x18\x02 \x01(\t\x12\x11\n\toccupancy\x18\x03 \x01(\r\"6\n\x0e\x41\x64vanceRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x14\n\x0cuntil_cycles\x18\x02 \x01(\x04\"3\n\x0f\x41\x64vanceResponse\x12\x10\n\x08\x65xecuted\x18\x01 \x01(\x04\x12\x0e\n\x06\x63ycles\x18\x02 \x01(\x04*L\n\x06WqMode\x12\x17\n\x13WQ_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eWQ_MODE_SHARED\x10\x01\x12\x15\n\x11WQ_MODE_DEDICATED\x10\x02*p\n\tStoreKind\x12\x1a\n\x16STORE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11STORE_KIND_ENQCMD\x10\x01\x12\x16\n\x12STORE_KIND_ENQCMDS\x10\x02\x12\x18\n\x14STORE_KIND_MOVDIR64B\x10\x03\x32\xe1\x02\n\x0c\x41\x63\x63\x65lService\x12X\n\x0bListDevices\x12#.svasim.accel.v1.ListDevicesRequest\x1a$.svasim.accel.v1.ListDevicesResponse\x12^\n\rOpenWorkQueue\x12%.svasim.accel.v1.OpenWorkQueueRequest\x1a&.svasim.accel.v1.OpenWorkQueueResponse\x12I\n\x06Submit\x12\x1e.svasim.accel.v1.SubmitRequest\x1a\x1f.svasim.accel.v1.SubmitResponse\x12L\n\x07\x41\x64vance\x12\x1f.svasim.accel.v1.AdvanceRequest\x1a .svasim.accel.v1.AdvanceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsvasim/accel/v1/accel.proto\x12\x0fsvasim.accel.v1\"\xcf\x02\n\tWorkQueue\x12\n\n\x02id\x18\x01 \x01(\r\x12%\n\x04mode\x18\x02 \x01(\x0e\x32\x17.svasim.accel.v1.WqMode\x12\x0c\n\x04size\x18\x03 \x01(\r\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12\x10\n\x08priority\x18\x05 \x01(\r\x12\x16\n\x0e\x62lock_on_fault\x18\x06 \x01(\x08\x12\x0f\n\x07\x65nabled\x18\x07 \x01(\x08\x12\x11\n\toccupancy\x18\x08 \x01(\r\x12\x10\n\x08\x61\x63\x63\x65pted\x18\t \x01(\x04\x12\x0f\n\x07retried\x18\n \x01(\x04\x12\x11\n\tcompleted\x18\x0b \x01(\x04\x12\x15\n\rportal_offset\x18\x0c \x01(\x04\x12\x11\n\top_config\x18\r \x01(\x04\x12\x16\n\x0emax_xfer_shift\x18\x0e \x01(\r\x12\x17\n\x0fmax_batch_shift\x18\x0f \x01(\r\x12\x0f\n\x07\x63lients\x18\x10 \x01(\r\"\x85\x02\n\x06\x44\x65vice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x03wqs\x18\x02 \x03(\x0b\x32\x1a.svasim.accel.v1.WorkQueue\x12\x0f\n\x07\x65ngines\x18\x03 \x01(\r\x12\x12\n\nmax_pasids\x18\x04 \x01(\r\x12\x0e\n\x06\x63ycles\x18\x05 \x01(\x04\x12\x17\n\x0f\x62ytes_processed\x18\x06 \x01(\x04\x12\r\n\x05swerr\x18\x07 \x01(\x04\x12\x13\n\x0b\x64\x65vtlb_hits\x18\x08 \x01(\x04\x12\x15\n\rdevtlb_misses\x18\t \x01(\x04\x12\x15\n\rpage_requests\x18\n \x01(\x04\x12\x15\n\rtotal_wq_size\x18\x0b \x01(\r\x12\r\n\x05opcap\x18\x0c \x01(\x04\"\x14\n\x12ListDevicesRequest\"?\n\x13ListDevicesResponse\x12(\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x17.svasim.accel.v1.Device\"N\n\x14OpenWorkQueueRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05wq_id\x18\x02 \x01(\r\x12\n\n\x02mm\x18\x03 \x01(\x04\x12\x0b\n\x03pgd\x18\x04 \x01(\x04\"}\n\x15OpenWorkQueueResponse\x12\r\n\x05pasid\x18\x01 \x01(\r\x12\x17\n\x0fpasid_allocated\x18\x02 \x01(\x08\x12\x15\n\rportal_offset\x18\x03 \x01(\x04\x12%\n\x04mode\x18\x04 \x01(\x0e\x32\x17.svasim.accel.v1.WqMode\"\x81\x01\n\rSubmitRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x15\n\rportal_offset\x18\x02 \x01(\x04\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\x0c\x12(\n\x04kind\x18\x04 \x01(\x0e\x32\x1a.svasim.accel.v1.StoreKind\x12\x0e\n\x06\x63ycles\x18\x05 \x01(\x04\"K\n\x0eSubmitResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x14\n\x0cretry_reason\x18\x02 \x01(\t\x12\x11\n\toccupancy\x18\x03 \x01(\r\"6\n\x0e\x41\x64vanceRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x14\n\x0cuntil_cycles\x18\x02 \x01(\x04\"3\n\x0f\x41\x64vanceResponse\x12\x10\n\x08\x65xecuted\x18\x01 \x01(\x04\x12\x0e\n\x06\x63ycles\x18\x02 \x01(\x04\"\\\n\x1aInvalidateDeviceTlbRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05pasid\x18\x02 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\"6\n\x1bInvalidateDeviceTlbResponse\x12\x17\n\x0f\x65ntries_dropped\x18\x01 \x01(\x04\"j\n\x15\x43loseWorkQueueRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05wq_id\x18\x02 \x01(\r\x12\n\n\x02mm\x18\x03 \x01(\x04\x12\x0e\n\x06unbind\x18\x04 \x01(\x08\x12\x16\n\x0e\x66ree_if_unused\x18\x05 \x01(\x08\"6\n\x16\x43loseWorkQueueResponse\x12\r\n\x05pasid\x18\x01 \x01(\r\x12\r\n\x05\x66reed\x18\x02 \x01(\x08\"\x8d\x03\n\x19\x43onfigureWorkQueueRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05wq_id\x18\x02 \x01(\r\x12*\n\x04mode\x18\x03 \x01(\x0e\x32\x17.svasim.accel.v1.WqModeH\x00\x88\x01\x01\x12\x11\n\x04size\x18\x04 \x01(\rH\x01\x88\x01\x01\x12\x16\n\tthreshold\x18\x05 \x01(\rH\x02\x88\x01\x01\x12\x15\n\x08priority\x18\x06 \x01(\rH\x03\x88\x01\x01\x12\x1b\n\x0e\x62lock_on_fault\x18\x07 \x01(\x08H\x04\x88\x01\x01\x12\x16\n\top_config\x18\x08 \x01(\x04H\x05\x88\x01\x01\x12\x1b\n\x0emax_xfer_shift\x18\t \x01(\rH\x06\x88\x01\x01\x12\x1c\n\x0fmax_batch_shift\x18\n \x01(\rH\x07\x88\x01\x01\x42\x07\n\x05_modeB\x07\n\x05_sizeB\x0c\n\n_thresholdB\x0b\n\t_priorityB\x11\n\x0f_block_on_faultB\x0c\n\n_op_configB\x11\n\x0f_max_xfer_shiftB\x12\n\x10_max_batch_shift\"D\n\x1a\x43onfigureWorkQueueResponse\x12&\n\x02wq\x18\x01 \x01(\x0b\x32\x1a.svasim.accel.v1.WorkQueue\"7\n\x16\x45nableWorkQueueRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05wq_id\x18\x02 \x01(\r\"A\n\x17\x45nableWorkQueueResponse\x12&\n\x02wq\x18\x01 \x01(\x0b\x32\x1a.svasim.accel.v1.WorkQueue\"8\n\x17\x44isableWorkQueueRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05wq_id\x18\x02 \x01(\r\"B\n\x18\x44isableWorkQueueResponse\x12&\n\x02wq\x18\x01 \x01(\x0b\x32\x1a.svasim.accel.v1.WorkQueue*L\n\x06WqMode\x12\x17\n\x13WQ_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eWQ_MODE_SHARED\x10\x01\x12\x15\n\x11WQ_MODE_DEDICATED\x10\x02*p\n\tStoreKind\x12\x1a\n\x16STORE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11STORE_KIND_ENQCMD\x10\x01\x12\x16\n\x12STORE_KIND_ENQCMDS\x10\x02\x12\x18\n\x14STORE_KIND_MOVDIR64B\x10\x03\x32\xf4\x06\n\x0c\x41\x63\x63\x65lService\x12X\n\x0bListDevices\x12#.svasim.accel.v1.ListDevicesRequest\x1a$.svasim.accel.v1.ListDevicesResponse\x12^\n\rOpenWorkQueue\x12%.svasim.accel.v1.OpenWorkQueueRequest\x1a&.svasim.accel.v1.OpenWorkQueueResponse\x12\x61\n\x0e\x43loseWorkQueue\x12&.svasim.accel.v1.CloseWorkQueueRequest\x1a\'.svasim.accel.v1.CloseWorkQueueResponse\x12m\n\x12\x43onfigureWorkQueue\x12*.svasim.accel.v1.ConfigureWorkQueueRequest\x1a+.svasim.accel.v1.ConfigureWorkQueueResponse\x12\x64\n\x0f\x45nableWorkQueue\x12\'.svasim.accel.v1.EnableWorkQueueRequest\x1a(.svasim.accel.v1.EnableWorkQueueResponse\x12g\n\x10\x44isableWorkQueue\x12(.svasim.accel.v1.DisableWorkQueueRequest\x1a).svasim.accel.v1.DisableWorkQueueResponse\x12I\n\x06Submit\x12\x1e.svasim.accel.v1.SubmitRequest\x1a\x1f.svasim.accel.v1.SubmitResponse\x12L\n\x07\x41\x64vance\x12\x1f.svasim.accel.v1.AdvanceRequest\x1a .svasim.accel.v1.AdvanceResponse\x12p\n\x13InvalidateDeviceTlb\x12+.svasim.accel.v1.InvalidateDeviceTlbRequest\x1a,.svasim.accel.v1.InvalidateDeviceTlbResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'svasim.accel.v1.accel_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WQMODE']._serialized_start=1072
-  _globals['_WQMODE']._serialized_end=1148
-  _globals['_STOREKIND']._serialized_start=1150
-  _globals['_STOREKIND']._serialized_end=1262
+  _globals['_WQMODE']._serialized_start=2296
+  _globals['_WQMODE']._serialized_end=2372
+  _globals['_STOREKIND']._serialized_start=2374
+  _globals['_STOREKIND']._serialized_end=2486
   _globals['_WORKQUEUE']._serialized_start=49
-  _globals['_WORKQUEUE']._serialized_end=299
-  _globals['_DEVICE']._serialized_start=302
-  _globals['_DEVICE']._serialized_end=458
-  _globals['_LISTDEVICESREQUEST']._serialized_start=460
-  _globals['_LISTDEVICESREQUEST']._serialized_end=480
-  _globals['_LISTDEVICESRESPONSE']._serialized_start=482
-  _globals['_LISTDEVICESRESPONSE']._serialized_end=545
-  _globals['_OPENWORKQUEUEREQUEST']._serialized_start=547
-  _globals['_OPENWORKQUEUEREQUEST']._serialized_end=625
-  _globals['_OPENWORKQUEUERESPONSE']._serialized_start=627
-  _globals['_OPENWORKQUEUERESPONSE']._serialized_end=752
-  _globals['_SUBMITREQUEST']._serialized_start=755
-  _globals['_SUBMITREQUEST']._serialized_end=884
-  _globals['_SUBMITRESPONSE']._serialized_start=886
-  _globals['_SUBMITRESPONSE']._serialized_end=961
-  _globals['_ADVANCEREQUEST']._serialized_start=963
-  _globals['_ADVANCEREQUEST']._serialized_end=1017
-  _globals['_ADVANCERESPONSE']._serialized_start=1019
-  _globals['_ADVANCERESPONSE']._serialized_end=1070
-  _globals['_ACCELSERVICE']._serialized_start=1265
-  _globals['_ACCELSERVICE']._serialized_end=1618
+  _globals['_WORKQUEUE']._serialized_end=384
+  _globals['_DEVICE']._serialized_start=387
+  _globals['_DEVICE']._serialized_end=648
+  _globals['_LISTDEVICESREQUEST']._serialized_start=650
+  _globals['_LISTDEVICESREQUEST']._serialized_end=670
+  _globals['_LISTDEVICESRESPONSE']._serialized_start=672
+  _globals['_LISTDEVICESRESPONSE']._serialized_end=735
+  _globals['_OPENWORKQUEUEREQUEST']._serialized_start=737
+  _globals['_OPENWORKQUEUEREQUEST']._serialized_end=815
+  _globals['_OPENWORKQUEUERESPONSE']._serialized_start=817
+  _globals['_OPENWORKQUEUERESPONSE']._serialized_end=942
+  _globals['_SUBMITREQUEST']._serialized_start=945
+  _globals['_SUBMITREQUEST']._serialized_end=1074
+  _globals['_SUBMITRESPONSE']._serialized_start=1076
+  _globals['_SUBMITRESPONSE']._serialized_end=1151
+  _globals['_ADVANCEREQUEST']._serialized_start=1153
+  _globals['_ADVANCEREQUEST']._serialized_end=1207
+  _globals['_ADVANCERESPONSE']._serialized_start=1209
+  _globals['_ADVANCERESPONSE']._serialized_end=1260
+  _globals['_INVALIDATEDEVICETLBREQUEST']._serialized_start=1262
+  _globals['_INVALIDATEDEVICETLBREQUEST']._serialized_end=1354
+  _globals['_INVALIDATEDEVICETLBRESPONSE']._serialized_start=1356
+  _globals['_INVALIDATEDEVICETLBRESPONSE']._serialized_end=1410
+  _globals['_CLOSEWORKQUEUEREQUEST']._serialized_start=1412
+  _globals['_CLOSEWORKQUEUEREQUEST']._serialized_end=1518
+  _globals['_CLOSEWORKQUEUERESPONSE']._serialized_start=1520
+  _globals['_CLOSEWORKQUEUERESPONSE']._serialized_end=1574
+  _globals['_CONFIGUREWORKQUEUEREQUEST']._serialized_start=1577
+  _globals['_CONFIGUREWORKQUEUEREQUEST']._serialized_end=1974
+  _globals['_CONFIGUREWORKQUEUERESPONSE']._serialized_start=1976
+  _globals['_CONFIGUREWORKQUEUERESPONSE']._serialized_end=2044
+  _globals['_ENABLEWORKQUEUEREQUEST']._serialized_start=2046
+  _globals['_ENABLEWORKQUEUEREQUEST']._serialized_end=2101
+  _globals['_ENABLEWORKQUEUERESPONSE']._serialized_start=2103
+  _globals['_ENABLEWORKQUEUERESPONSE']._serialized_end=2168
+  _globals['_DISABLEWORKQUEUEREQUEST']._serialized_start=2170
+  _globals['_DISABLEWORKQUEUEREQUEST']._serialized_end=2226
+  _globals['_DISABLEWORKQUEUERESPONSE']._serialized_start=2228
+  _globals['_DISABLEWORKQUEUERESPONSE']._serialized_end=2294
+  _globals['_ACCELSERVICE']._serialized_start=2489
+  _globals['_ACCELSERVICE']._serialized_end=3373
 # @@protoc_insertion_point(module_scope)

@@ -46,6 +46,26 @@ class AccelServiceStub:
                 request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueRequest.SerializeToString,
                 response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueResponse.FromString,
                 _registered_method=True)
+        self.CloseWorkQueue = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/CloseWorkQueue',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueResponse.FromString,
+                _registered_method=True)
+        self.ConfigureWorkQueue = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/ConfigureWorkQueue',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureWorkQueueRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureWorkQueueResponse.FromString,
+                _registered_method=True)
+        self.EnableWorkQueue = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/EnableWorkQueue',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.EnableWorkQueueRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.EnableWorkQueueResponse.FromString,
+                _registered_method=True)
+        self.DisableWorkQueue = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/DisableWorkQueue',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueResponse.FromString,
+                _registered_method=True)
         self.Submit = channel.unary_unary(
                 '/svasim.accel.v1.AccelService/Submit',
                 request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitRequest.SerializeToString,
@@ -55,6 +75,11 @@ class AccelServiceStub:
                 '/svasim.accel.v1.AccelService/Advance',
                 request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceRequest.SerializeToString,
                 response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceResponse.FromString,
+                _registered_method=True)
+        self.InvalidateDeviceTlb = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/InvalidateDeviceTlb',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbResponse.FromString,
                 _registered_method=True)
 
 
@@ -78,6 +103,35 @@ class AccelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CloseWorkQueue(self, request, context):
+        """Closes an mm's file of a WQ (the idxd cdev's release): drains, clears a dedicated
+        WQ's PASID, and unbinds the mm when asked (its last file on the device).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfigureWorkQueue(self, request, context):
+        """Changes the configuration (WQCFG) of a disabled work queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnableWorkQueue(self, request, context):
+        """Enables a work queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableWorkQueue(self, request, context):
+        """Disables a work queue (it drains first; refused while files of it are open).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Submit(self, request, context):
         """An enqueue store at a portal: admits the 64-byte command or answers retry.
         """
@@ -87,6 +141,13 @@ class AccelServiceServicer:
 
     def Advance(self, request, context):
         """Runs the engines: until a simulated cycle, or until every queue is empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InvalidateDeviceTlb(self, request, context):
+        """ATS invalidation from the IOMMU: drops a device's cached translations of a PASID.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,6 +166,26 @@ def add_AccelServiceServicer_to_server(servicer, server):
                     request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueRequest.FromString,
                     response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueResponse.SerializeToString,
             ),
+            'CloseWorkQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseWorkQueue,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueResponse.SerializeToString,
+            ),
+            'ConfigureWorkQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfigureWorkQueue,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureWorkQueueRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureWorkQueueResponse.SerializeToString,
+            ),
+            'EnableWorkQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableWorkQueue,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.EnableWorkQueueRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.EnableWorkQueueResponse.SerializeToString,
+            ),
+            'DisableWorkQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableWorkQueue,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueResponse.SerializeToString,
+            ),
             'Submit': grpc.unary_unary_rpc_method_handler(
                     servicer.Submit,
                     request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitRequest.FromString,
@@ -114,6 +195,11 @@ def add_AccelServiceServicer_to_server(servicer, server):
                     servicer.Advance,
                     request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceRequest.FromString,
                     response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceResponse.SerializeToString,
+            ),
+            'InvalidateDeviceTlb': grpc.unary_unary_rpc_method_handler(
+                    servicer.InvalidateDeviceTlb,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -183,6 +269,114 @@ class AccelService:
             _registered_method=True)
 
     @staticmethod
+    def CloseWorkQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/CloseWorkQueue',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfigureWorkQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/ConfigureWorkQueue',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureWorkQueueRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureWorkQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnableWorkQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/EnableWorkQueue',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.EnableWorkQueueRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.EnableWorkQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableWorkQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/DisableWorkQueue',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Submit(request,
             target,
             options=(),
@@ -226,6 +420,33 @@ class AccelService:
             '/svasim.accel.v1.AccelService/Advance',
             svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceRequest.SerializeToString,
             svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InvalidateDeviceTlb(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/InvalidateDeviceTlb',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbResponse.FromString,
             options,
             channel_credentials,
             insecure,

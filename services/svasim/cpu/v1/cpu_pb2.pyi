@@ -15,11 +15,17 @@ class EnqcmdOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENQCMD_OUTCOME_RETRY: _ClassVar[EnqcmdOutcome]
     ENQCMD_OUTCOME_SIGSEGV: _ClassVar[EnqcmdOutcome]
     ENQCMD_OUTCOME_PAGE_FAULT_SIGSEGV: _ClassVar[EnqcmdOutcome]
+    ENQCMD_OUTCOME_KERNEL_GP: _ClassVar[EnqcmdOutcome]
+    ENQCMD_OUTCOME_POSTED: _ClassVar[EnqcmdOutcome]
+    ENQCMD_OUTCOME_STORED: _ClassVar[EnqcmdOutcome]
 ENQCMD_OUTCOME_UNSPECIFIED: EnqcmdOutcome
 ENQCMD_OUTCOME_ACCEPTED: EnqcmdOutcome
 ENQCMD_OUTCOME_RETRY: EnqcmdOutcome
 ENQCMD_OUTCOME_SIGSEGV: EnqcmdOutcome
 ENQCMD_OUTCOME_PAGE_FAULT_SIGSEGV: EnqcmdOutcome
+ENQCMD_OUTCOME_KERNEL_GP: EnqcmdOutcome
+ENQCMD_OUTCOME_POSTED: EnqcmdOutcome
+ENQCMD_OUTCOME_STORED: EnqcmdOutcome
 
 class GetFabricRequest(_message.Message):
     __slots__ = ()
@@ -465,3 +471,63 @@ class HandlePageFaultResponse(_message.Message):
     RESOLVED_FIELD_NUMBER: _ClassVar[int]
     resolved: bool
     def __init__(self, resolved: _Optional[bool] = ...) -> None: ...
+
+class Movdir64bRequest(_message.Message):
+    __slots__ = ("tid", "portal_address", "raw", "descriptor")
+    TID_FIELD_NUMBER: _ClassVar[int]
+    PORTAL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    tid: int
+    portal_address: int
+    raw: bytes
+    descriptor: _idxd_pb2.DsaDescriptor
+    def __init__(self, tid: _Optional[int] = ..., portal_address: _Optional[int] = ..., raw: _Optional[bytes] = ..., descriptor: _Optional[_Union[_idxd_pb2.DsaDescriptor, _Mapping]] = ...) -> None: ...
+
+class Movdir64bResponse(_message.Message):
+    __slots__ = ("outcome", "gp_faults", "cycles")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    GP_FAULTS_FIELD_NUMBER: _ClassVar[int]
+    CYCLES_FIELD_NUMBER: _ClassVar[int]
+    outcome: EnqcmdOutcome
+    gp_faults: int
+    cycles: int
+    def __init__(self, outcome: _Optional[_Union[EnqcmdOutcome, str]] = ..., gp_faults: _Optional[int] = ..., cycles: _Optional[int] = ...) -> None: ...
+
+class EnqcmdsRequest(_message.Message):
+    __slots__ = ("tid", "device", "wq_id", "raw", "descriptor")
+    TID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    WQ_ID_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    tid: int
+    device: str
+    wq_id: int
+    raw: bytes
+    descriptor: _idxd_pb2.DsaDescriptor
+    def __init__(self, tid: _Optional[int] = ..., device: _Optional[str] = ..., wq_id: _Optional[int] = ..., raw: _Optional[bytes] = ..., descriptor: _Optional[_Union[_idxd_pb2.DsaDescriptor, _Mapping]] = ...) -> None: ...
+
+class EnqcmdsResponse(_message.Message):
+    __slots__ = ("outcome", "zf", "retry_reason", "cycles")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ZF_FIELD_NUMBER: _ClassVar[int]
+    RETRY_REASON_FIELD_NUMBER: _ClassVar[int]
+    CYCLES_FIELD_NUMBER: _ClassVar[int]
+    outcome: EnqcmdOutcome
+    zf: bool
+    retry_reason: str
+    cycles: int
+    def __init__(self, outcome: _Optional[_Union[EnqcmdOutcome, str]] = ..., zf: _Optional[bool] = ..., retry_reason: _Optional[str] = ..., cycles: _Optional[int] = ...) -> None: ...
+
+class CreateKernelThreadRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CreateKernelThreadResponse(_message.Message):
+    __slots__ = ("thread",)
+    THREAD_FIELD_NUMBER: _ClassVar[int]
+    thread: Thread
+    def __init__(self, thread: _Optional[_Union[Thread, _Mapping]] = ...) -> None: ...

@@ -80,6 +80,11 @@ class CpuServiceStub:
                 request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CreateThreadRequest.SerializeToString,
                 response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CreateThreadResponse.FromString,
                 _registered_method=True)
+        self.CreateKernelThread = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/CreateKernelThread',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CreateKernelThreadRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CreateKernelThreadResponse.FromString,
+                _registered_method=True)
         self.GetThread = channel.unary_unary(
                 '/svasim.cpu.v1.CpuService/GetThread',
                 request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.GetThreadRequest.SerializeToString,
@@ -94,6 +99,16 @@ class CpuServiceStub:
                 '/svasim.cpu.v1.CpuService/Enqcmd',
                 request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdRequest.SerializeToString,
                 response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdResponse.FromString,
+                _registered_method=True)
+        self.Movdir64b = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/Movdir64b',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.Movdir64bRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.Movdir64bResponse.FromString,
+                _registered_method=True)
+        self.Enqcmds = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/Enqcmds',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdsRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdsResponse.FromString,
                 _registered_method=True)
         self.EnqcmdBatch = channel.unary_unary(
                 '/svasim.cpu.v1.CpuService/EnqcmdBatch',
@@ -201,6 +216,13 @@ class CpuServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateKernelThread(self, request, context):
+        """Creates a kernel thread (no mm of its own), for kernel submissions with ENQCMDS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetThread(self, request, context):
         """Returns one thread, with its saved state.
         """
@@ -218,6 +240,22 @@ class CpuServiceServicer:
     def Enqcmd(self, request, context):
         """Executes ENQCMD in a running thread: the #GP, its fixup and the device's answer
         are results, not RPC errors.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Movdir64b(self, request, context):
+        """Executes MOVDIR64B in a running thread: a posted 64-byte store (to a dedicated WQ's
+        portal, or to memory); no status comes back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Enqcmds(self, request, context):
+        """Executes ENQCMDS in a running kernel thread, at a device's portal: the PASID and
+        privilege bit come from the descriptor. From a user thread it raises #GP.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -323,6 +361,11 @@ def add_CpuServiceServicer_to_server(servicer, server):
                     request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CreateThreadRequest.FromString,
                     response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CreateThreadResponse.SerializeToString,
             ),
+            'CreateKernelThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateKernelThread,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CreateKernelThreadRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.CreateKernelThreadResponse.SerializeToString,
+            ),
             'GetThread': grpc.unary_unary_rpc_method_handler(
                     servicer.GetThread,
                     request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.GetThreadRequest.FromString,
@@ -337,6 +380,16 @@ def add_CpuServiceServicer_to_server(servicer, server):
                     servicer.Enqcmd,
                     request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdRequest.FromString,
                     response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdResponse.SerializeToString,
+            ),
+            'Movdir64b': grpc.unary_unary_rpc_method_handler(
+                    servicer.Movdir64b,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.Movdir64bRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.Movdir64bResponse.SerializeToString,
+            ),
+            'Enqcmds': grpc.unary_unary_rpc_method_handler(
+                    servicer.Enqcmds,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdsRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdsResponse.SerializeToString,
             ),
             'EnqcmdBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.EnqcmdBatch,
@@ -629,6 +682,33 @@ class CpuService:
             _registered_method=True)
 
     @staticmethod
+    def CreateKernelThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/CreateKernelThread',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.CreateKernelThreadRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.CreateKernelThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetThread(request,
             target,
             options=(),
@@ -699,6 +779,60 @@ class CpuService:
             '/svasim.cpu.v1.CpuService/Enqcmd',
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdRequest.SerializeToString,
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Movdir64b(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/Movdir64b',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.Movdir64bRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.Movdir64bResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Enqcmds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/Enqcmds',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdsRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdsResponse.FromString,
             options,
             channel_credentials,
             insecure,
