@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BUF    := tools/node_modules/.bin/buf
+NODECLIENT := clients/node/node_modules/.installed
 
 .PHONY: help install demo up test lint protos protos-check bench clean
 
@@ -24,7 +25,11 @@ $(BUF): tools/package.json
 	cd tools && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed $(BUF)
+$(NODECLIENT): clients/node/package.json
+	cd clients/node && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed $(BUF) $(NODECLIENT)
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/svasim demo
@@ -50,4 +55,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) tools/node_modules .pytest_cache svasim.db
+	rm -rf $(VENV) tools/node_modules clients/node/node_modules .pytest_cache svasim.db
