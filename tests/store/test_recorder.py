@@ -38,12 +38,14 @@ def _slow_and_flaky(
     real = store.append
     calls: list[int] = []
 
-    def append(run_id: str, transitions: Sequence[Transition], *, origin: str | None = None) -> None:
+    def append(
+        run_id: str, transitions: Sequence[Transition], *, origin: str | None = None, retry: bool = True
+    ) -> None:
         calls.append(len(transitions))
         time.sleep(delay)
         if len(calls) <= failures:
             raise ConnectionError(f"database away (call {len(calls)})")
-        real(run_id, transitions, origin=origin)
+        real(run_id, transitions, origin=origin, retry=retry)
 
     monkeypatch.setattr(store, "append", append)
     return calls
@@ -287,9 +289,11 @@ def test_a_commit_whose_answer_was_lost_is_not_written_twice_on_retry(
     real = store.append
     calls = []
 
-    def append(run_id: str, transitions: Sequence[Transition], *, origin: str | None = None) -> None:
+    def append(
+        run_id: str, transitions: Sequence[Transition], *, origin: str | None = None, retry: bool = True
+    ) -> None:
         calls.append(len(transitions))
-        real(run_id, transitions, origin=origin)
+        real(run_id, transitions, origin=origin, retry=retry)
         if len(calls) == 1:
             for t in transitions:
                 t.seq = None  # the answer never arrived

@@ -102,6 +102,7 @@ class Recorder:
         # is recognised by the store and not written twice.
         self._origin = uuid.uuid4().hex[:16]
         self._next_origin_seq = 1
+        self._failed_upto = 0  # highest origin_seq of a chunk whose append raised
         self._oldest_pending_at = 0.0  # monotonic time the oldest pending one arrived
         self._urgent = False  # a waiter wants the pending transitions written now
         self._appended = 0
@@ -262,8 +263,12 @@ class Recorder:
         for start in range(0, len(batch), self._max_batch):
             chunk = batch[start : start + self._max_batch]
             try:
-                self._store.append(self._run_id, chunk, origin=self._origin)
+                # Only a chunk that failed before can have been committed without us
+                # hearing of it: only then is the store asked what it already has.
+                retry = chunk[0].origin_seq is not None and chunk[0].origin_seq <= self._failed_upto
+                self._store.append(self._run_id, chunk, origin=self._origin, retry=retry)
             except Exception as exc:
+                self._failed_upto = max(self._failed_upto, chunk[-1].origin_seq or 0)
                 with self._lock:
                     # Back in front of what arrived meanwhile: order is kept, and the
                     # retry is not delayed by flush_interval again.

@@ -445,7 +445,14 @@ class Store:
 
     # -- the write path --------------------------------------------------------------
 
-    def append(self, run_id: str, transitions: Sequence[Transition], *, origin: str | None = None) -> None:
+    def append(
+        self,
+        run_id: str,
+        transitions: Sequence[Transition],
+        *,
+        origin: str | None = None,
+        retry: bool = True,
+    ) -> None:
         """Record ``transitions`` at the end of the run's log, in list order, atomically.
 
         One transaction reserves ``len(transitions)`` consecutive seqs, resolves causes
@@ -456,7 +463,9 @@ class Store:
         With ``origin`` (a writer's id) every transition must carry its ``origin_seq``;
         the append is then idempotent: transitions this writer already committed (an
         earlier attempt whose commit went through but whose answer was lost) are not
-        written again, they only get their seqs back. They must lead the batch.
+        written again, they only get their seqs back. They must lead the batch. A writer
+        that knows this is its first attempt passes ``retry=False`` to skip that lookup
+        (the unique index on the origin still refuses a duplicate).
 
         Raises :class:`UnknownRunError` for an unknown run and :class:`ValueError` for a
         transition already committed or given twice, a cause that is pending but not in
@@ -530,7 +539,7 @@ class Store:
         rest: Sequence[Transition] = ()
         first = 0
         with self._write() as conn:
-            if origin is not None:
+            if origin is not None and retry:
                 c = events_table.c
                 found = conn.execute(
                     select(c.origin_seq, c.seq).where(
