@@ -270,17 +270,7 @@ def trace_show(
         for e in rows:
             sys.stdout.write(
                 json.dumps(
-                    {
-                        "seq": e.seq,
-                        "service": e.service,
-                        "entity": e.entity,
-                        "kind": e.kind,
-                        "before": e.before,
-                        "after": e.after,
-                        "cause": e.cause,
-                        "cycles": e.cycles,
-                        "detail": e.detail,
-                    },
+                    e.as_dict(),
                     sort_keys=True,
                 )
                 + "\n"

@@ -7,6 +7,7 @@ directly; :mod:`tests.model.test_dsa_conformance` reuses it.
 
 from __future__ import annotations
 
+import abc
 import struct
 from dataclasses import replace
 
@@ -32,7 +33,56 @@ PAGE = 4096
 CR = int(F.CRAV | F.RCR)
 
 
-class Dsa:
+class DsaHarness(abc.ABC):
+    """What every accelerator harness of the DSA tests shares: completion-record slots,
+    descriptors as user space builds them, submit-and-wait. Subclasses provide buf, put,
+    get, submit and drain."""
+
+    _records = 0
+    _record_page = 0
+
+    @abc.abstractmethod
+    def buf(self, size: int, *, populate: bool = True, writable: bool = True) -> int:
+        """A fresh anonymous mapping (page aligned)."""
+
+    @abc.abstractmethod
+    def get(self, address: int, length: int) -> bytes:
+        """Read process memory."""
+
+    @abc.abstractmethod
+    def submit(self, desc: idxd.DsaHwDesc) -> bool:
+        """Submit through the WQ's portal; True if the device took it."""
+
+    @abc.abstractmethod
+    def drain(self) -> None:
+        """Run the device until idle."""
+
+    def comp(self) -> int:
+        """A fresh, zeroed, 32-byte aligned completion record slot."""
+        if self._records % (PAGE // idxd.DSA_COMP_SIZE) == 0:
+            self._record_page = self.buf(PAGE)
+        addr = self._record_page + (self._records % (PAGE // idxd.DSA_COMP_SIZE)) * idxd.DSA_COMP_SIZE
+        self._records += 1
+        return addr
+
+    def record(self, address: int) -> idxd.DsaCompletionRecord:
+        return idxd.unpack_comp(self.get(address, idxd.DSA_COMP_SIZE))
+
+    def desc(self, opcode: int, *, flags: int = CR, comp: int | None = None, **fields: int) -> idxd.DsaHwDesc:
+        """A descriptor as user space builds it (PASID 0; ENQCMD or WQCFG supplies it)."""
+        d = idxd.DsaHwDesc(opcode=opcode, flags=flags, completion_addr=self.comp() if comp is None else comp)
+        for name, value in fields.items():
+            setattr(d, name, value)
+        return d
+
+    def run(self, desc: idxd.DsaHwDesc) -> idxd.DsaCompletionRecord:
+        """Submit, run until idle, and return the completion record at its address."""
+        assert self.submit(desc)
+        self.drain()
+        return self.record(desc.completion_addr)
+
+
+class Dsa(DsaHarness):
     """One process with a WQ of dsa0 open, submitting straight to the accelerator model."""
 
     def __init__(
@@ -63,8 +113,6 @@ class Dsa:
         self.portal, self.pasid, _, _ = self.k.open_wq(self.j, self.pid, "dsa0", self.wq_id)
         self.offset = idxd_get_wq_portal_full_offset(self.wq_id, IDXD_PORTAL_LIMITED)
         self.k.schedule(self.j, self.tid, 0)
-        self._records = 0
-        self._record_page = 0
 
     @property
     def device(self) -> Device:
@@ -85,25 +133,7 @@ class Dsa:
         """Whether the page of ``address`` is mapped in the page table (reads would fault it in)."""
         return (address >> 12) in self.k.processes[self.pid].aspace.ptes
 
-    def comp(self) -> int:
-        """A fresh, zeroed, 32-byte aligned completion record slot."""
-        if self._records % (PAGE // idxd.DSA_COMP_SIZE) == 0:
-            self._record_page = self.buf(PAGE)
-        addr = self._record_page + (self._records % (PAGE // idxd.DSA_COMP_SIZE)) * idxd.DSA_COMP_SIZE
-        self._records += 1
-        return addr
-
-    def record(self, address: int) -> idxd.DsaCompletionRecord:
-        return idxd.unpack_comp(self.get(address, idxd.DSA_COMP_SIZE))
-
     # -- descriptors -----------------------------------------------------------------------
-    def desc(self, opcode: int, *, flags: int = CR, comp: int | None = None, **fields: int) -> idxd.DsaHwDesc:
-        """A descriptor as user space builds it (PASID 0; ENQCMD or WQCFG supplies it)."""
-        d = idxd.DsaHwDesc(opcode=opcode, flags=flags, completion_addr=self.comp() if comp is None else comp)
-        for name, value in fields.items():
-            setattr(d, name, value)
-        return d
-
     def submit(self, desc: idxd.DsaHwDesc) -> bool:
         """Submit through the WQ's portal; True if the device took it."""
         command = idxd.pack_desc(desc)
@@ -116,12 +146,6 @@ class Dsa:
     def drain(self) -> None:
         """Run the device until idle."""
         self.fab.accel.advance(self.j, "dsa0", 0)
-
-    def run(self, desc: idxd.DsaHwDesc) -> idxd.DsaCompletionRecord:
-        """Submit, run until idle, and return the completion record at its address."""
-        assert self.submit(desc)
-        self.drain()
-        return self.record(desc.completion_addr)
 
     def completes(self, kind: str = "desc.complete") -> list[Transition]:
         return [t for t in self.transitions if t.kind == kind]

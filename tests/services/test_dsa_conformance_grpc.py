@@ -24,7 +24,7 @@ from svasim.model.accel import WQ_MODE_DEDICATED, WQ_MODE_SHARED
 from svasim.server import create_server
 from svasim_client import Client
 
-from ..model.test_accel_ops import CR, PAGE
+from ..model.test_accel_ops import DsaHarness
 from ..model.test_dsa_conformance import (  # noqa: F401 - the cases, collected here too
     test_batch_fault_cases_of_test_all_sh,
     test_dsa_test_matrix,
@@ -34,7 +34,7 @@ from ..model.test_dsa_conformance import (  # noqa: F401 - the cases, collected 
 )
 
 
-class GrpcDsa:
+class GrpcDsa(DsaHarness):
     """The conformance harness's accelerator, reached over gRPC (same interface as the
     model-level ``Dsa``)."""
 
@@ -69,8 +69,6 @@ class GrpcDsa:
         self.pid, self.tid = p.pid, p.tids[0]
         self.portal = self.c.open_wq(self.pid, "dsa0", self.wq_id).portal_address
         self.c.schedule(self.tid, 0)
-        self._records = 0
-        self._record_page = 0
 
     def close(self) -> None:
         self.c.exit_thread(self.tid)  # the process exits: its files close, the WQ is free
@@ -93,22 +91,6 @@ class GrpcDsa:
     def get(self, address: int, length: int) -> bytes:
         return self.c.read(self.pid, address, length)
 
-    def comp(self) -> int:
-        if self._records % (PAGE // idxd.DSA_COMP_SIZE) == 0:
-            self._record_page = self.buf(PAGE)
-        addr = self._record_page + (self._records % (PAGE // idxd.DSA_COMP_SIZE)) * idxd.DSA_COMP_SIZE
-        self._records += 1
-        return addr
-
-    def record(self, address: int) -> idxd.DsaCompletionRecord:
-        return idxd.unpack_comp(self.get(address, idxd.DSA_COMP_SIZE))
-
-    def desc(self, opcode: int, *, flags: int = CR, comp: int | None = None, **fields: int) -> idxd.DsaHwDesc:
-        d = idxd.DsaHwDesc(opcode=opcode, flags=flags, completion_addr=self.comp() if comp is None else comp)
-        for name, value in fields.items():
-            setattr(d, name, value)
-        return d
-
     def submit(self, desc: idxd.DsaHwDesc) -> bool:
         command = idxd.pack_desc(desc)
         if self.mode == WQ_MODE_SHARED:
@@ -121,11 +103,6 @@ class GrpcDsa:
 
     def drain(self) -> None:
         self.c.advance("dsa0")
-
-    def run(self, desc: idxd.DsaHwDesc) -> idxd.DsaCompletionRecord:
-        assert self.submit(desc)
-        self.drain()
-        return self.record(desc.completion_addr)
 
     def completes(self, kind: str = "desc.complete") -> list[SimpleNamespace]:
         self.c.flush()

@@ -91,22 +91,7 @@ def export_jsonl(store: Store, run_id: str, out: TextIO) -> int:
         if not page:
             break
         for e in page:
-            out.write(
-                _dumps(
-                    {
-                        "seq": e.seq,
-                        "service": e.service,
-                        "entity": e.entity,
-                        "kind": e.kind,
-                        "before": e.before,
-                        "after": e.after,
-                        "cause": e.cause,
-                        "cycles": e.cycles,
-                        "detail": e.detail,
-                    }
-                )
-                + "\n"
-            )
+            out.write(_dumps(e.as_dict()) + "\n")
         written += len(page)
         after = page[-1].seq
     if written != last:

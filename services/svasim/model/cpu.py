@@ -1291,18 +1291,7 @@ class Kernel:
                     continue
                 return self._sigsegv(journal, proc, task, cpu, gp, fixed, start, EnqcmdOutcome.SIGSEGV)
             gp += 1
-            task.gp_faults += 1
-            self.count(cpu, task, "gp")
-            trap_cost = self.costs.trap_roundtrip + self.costs.gp_handler
-            self.charge(cpu, task, trap_cost, "trap")
-            journal.emit(
-                task.entity,
-                "trap.gp",
-                None,
-                {"gp_faults": task.gp_faults},
-                cycles=trap_cost,
-                detail={"insn": "enqcmd", "reason": reason, "cpu": cpu.id},
-            )
+            self._take_gp(journal, task, cpu, "enqcmd", reason)
             if gp >= GP_LOOP_LIMIT:
                 self.violation(journal, task, "gp_fixup_loop", f"{gp} #GPs on one ENQCMD")
                 return self._sigsegv(journal, proc, task, cpu, gp, fixed, start, EnqcmdOutcome.SIGSEGV)
@@ -1397,18 +1386,7 @@ class Kernel:
                 if dest % 64 == 0:
                     break
                 gp += 1
-                task.gp_faults += 1
-                self.count(cpu, task, "gp")
-                trap_cost = self.costs.trap_roundtrip + self.costs.gp_handler
-                self.charge(cpu, task, trap_cost, "trap")
-                journal.emit(
-                    task.entity,
-                    "trap.gp",
-                    None,
-                    {"gp_faults": task.gp_faults},
-                    cycles=trap_cost,
-                    detail={"insn": "movdir64b", "reason": "destination not 64-byte aligned", "cpu": cpu.id},
-                )
+                self._take_gp(journal, task, cpu, "movdir64b", "destination not 64-byte aligned")
                 if gp < GP_LOOP_LIMIT and self.policy.try_fixup_enqcmd_gp(self, task, cpu, journal):
                     fixed = True
                     continue
@@ -1443,17 +1421,7 @@ class Kernel:
             task, cpu = self.running_task(tid)
             proc = self.processes[task.pid]
             start = cpu.cycles
-            task.gp_faults += 1
-            self.count(cpu, task, "gp")
-            journal.emit(
-                task.entity,
-                "trap.gp",
-                None,
-                {"gp_faults": task.gp_faults},
-                cycles=self.costs.trap_roundtrip + self.costs.gp_handler,
-                detail={"insn": "enqcmds", "reason": "CPL > 0", "cpu": cpu.id},
-            )
-            self.charge(cpu, task, self.costs.trap_roundtrip + self.costs.gp_handler, "trap")
+            self._take_gp(journal, task, cpu, "enqcmds", "CPL > 0")
             return self._sigsegv(journal, proc, task, cpu, 1, False, start, EnqcmdOutcome.SIGSEGV)
         if task.exited or task.cpu < 0:
             raise FailedPrecondition("THREAD_NOT_RUNNING", f"kernel thread {tid} is not running on any CPU", tid=tid)
@@ -1482,6 +1450,21 @@ class Kernel:
         )
         outcome = EnqcmdOutcome.ACCEPTED if res.accepted else EnqcmdOutcome.RETRY
         return EnqcmdResult(outcome, not res.accepted, 0, False, pasid, res.retry_reason, cpu.cycles - start)
+
+    def _take_gp(self, journal: Journal, task: Task, cpu: CpuState, insn: str, reason: str) -> None:
+        """A user-mode #GP: the trap round trip and the handler's entry, recorded."""
+        task.gp_faults += 1
+        self.count(cpu, task, "gp")
+        trap_cost = self.costs.trap_roundtrip + self.costs.gp_handler
+        self.charge(cpu, task, trap_cost, "trap")
+        journal.emit(
+            task.entity,
+            "trap.gp",
+            None,
+            {"gp_faults": task.gp_faults},
+            cycles=trap_cost,
+            detail={"insn": insn, "reason": reason, "cpu": cpu.id},
+        )
 
     def _sigsegv(
         self,

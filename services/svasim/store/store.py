@@ -112,6 +112,20 @@ class EventRow:
         """Whether this records a client request (replayed as input) rather than a change."""
         return self.kind == INPUT_KIND
 
+    def as_dict(self) -> dict[str, Any]:
+        """The event as plain data (no run id): what exports and ``trace show --json`` print."""
+        return {
+            "seq": self.seq,
+            "service": self.service,
+            "entity": self.entity,
+            "kind": self.kind,
+            "before": self.before,
+            "after": self.after,
+            "cause": self.cause,
+            "cycles": self.cycles,
+            "detail": self.detail,
+        }
+
 
 class FoldableEvent(Protocol):
     """What :func:`fold` reads from an event (EventRow, Transition and rows all qualify)."""
@@ -290,7 +304,7 @@ class Store:
             return postgresql.insert(runs_table)
         if self._dialect == "sqlite":
             return sqlite.insert(runs_table)
-        raise NotImplementedError(f"unsupported database {self._dialect!r}")
+        raise ValueError(f"unsupported database {self._dialect!r}: svasim stores runs in SQLite or PostgreSQL")
 
     # -- runs ------------------------------------------------------------------------
 
