@@ -19,6 +19,7 @@ State at a point is rebuilt by :func:`fold`, a pure function over events in seq 
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
@@ -167,6 +168,16 @@ def fold(events: Iterable[FoldableEvent], state: State | None = None) -> State:
         elif after:
             fields.update(after)
     return dict(sorted(result.items()))
+
+
+#: Reserve n seqs of a run: built once (statement construction is not free on the
+#: request path), bound per append.
+_RESERVE = (
+    update(runs_table)
+    .where(runs_table.c.id == bindparam("rid"))
+    .values(next_seq=runs_table.c.next_seq + bindparam("n"))
+    .returning(runs_table.c.next_seq)
+)
 
 
 def new_run_id() -> str:
@@ -542,12 +553,6 @@ class Store:
         if origin is not None and any(t.origin_seq is None for t in transitions):
             raise ValueError("an append with an origin needs origin_seq on every transition")
 
-        reserve = (
-            update(runs_table)
-            .where(runs_table.c.id == run_id)
-            .values(next_seq=runs_table.c.next_seq + n)
-            .returning(runs_table.c.next_seq)
-        )
         done: dict[int, int] = {}
         head: Sequence[Transition] = ()
         rest: Sequence[Transition] = ()
@@ -570,7 +575,7 @@ class Store:
                 if rest:
                     first = self._append_rest(conn, run_id, head, done, rest, origin or "")
             else:
-                next_seq = conn.execute(reserve).scalar_one_or_none()
+                next_seq = conn.execute(_RESERVE, {"rid": run_id, "n": n}).scalar_one_or_none()
                 if next_seq is None:
                     raise UnknownRunError(f"no run with id {run_id!r}")
                 first = next_seq - n
@@ -584,7 +589,7 @@ class Store:
                                 f"transition {i} at seq {seq} names cause seq {cause_seq}, which is not before it"
                             )
                         row["cause"] = cause_seq
-                conn.execute(insert(events_table), rows)
+                self._insert_events(conn, rows)
         if done:
             # A retry of an append whose commit went through: the head gets its seqs back.
             for t in head:
@@ -596,6 +601,41 @@ class Store:
         # seqs are real.
         for i, t in enumerate(transitions):
             t.seq = first + i
+
+    _EVENT_COLUMNS = (
+        "run_id",
+        "seq",
+        "service",
+        "entity",
+        "kind",
+        "before",
+        "after",
+        "cause",
+        "cycles",
+        "detail",
+        "origin",
+        "origin_seq",
+    )
+    _JSON_COLUMNS = frozenset({"before", "after", "detail"})
+
+    def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """The one executemany of an append.
+
+        On SQLite the rows go to the driver directly (JSON serialised here, None as SQL
+        NULL, exactly as the JSON column type would): per-row parameter processing in the
+        ORM layer costs more than the insert itself on the request path.
+        """
+        if self._dialect != "sqlite":
+            conn.execute(insert(events_table), rows)
+            return
+        cols = self._EVENT_COLUMNS
+        sql = f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        dumps = json.dumps
+        params = [
+            tuple((None if r[c] is None else dumps(r[c])) if c in self._JSON_COLUMNS else r[c] for c in cols)
+            for r in rows
+        ]
+        conn.exec_driver_sql(sql, params)
 
     def _append_rest(
         self,
@@ -647,7 +687,7 @@ class Store:
                     "origin_seq": t.origin_seq,
                 }
             )
-        conn.execute(insert(events_table), rows)
+        self._insert_events(conn, rows)
         return first
 
     # -- reading ---------------------------------------------------------------------
