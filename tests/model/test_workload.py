@@ -92,3 +92,13 @@ def test_switch_events_naming_missing_threads_or_cpus_are_refused():
     wl = Workload.from_dict({**base, "switch": [{"round": 0, "cpu": 0, "process": "zz0", "thread": 0}]})
     with pytest.raises(ValueError, match="lacks"):
         run_workload(wl, "linux-5.18")
+
+
+def test_longer_time_slices_mean_fewer_context_switches():
+    base = {"cpus": 2, "ticks": 40, "process": [{"name": "a", "threads": 4}]}
+    short = run_workload(Workload.from_dict(base), "linux-5.18")
+    long_ = run_workload(
+        Workload.from_dict({**base, "process": [{"name": "a", "threads": 4, "slice_rounds": 4}]}), "linux-5.18"
+    )
+    assert short.counters["context_switches"] == 80
+    assert long_.counters["context_switches"] == 20

@@ -15,6 +15,7 @@ A workload is plain data (a TOML file, see ``svasim/data/workloads/``):
     migrate = true              # threads may run on any CPU; false pins them
     amx_threads = 0             # threads that use AMX tiles (need permission first)
     pkru_threads = 0            # threads that change PKRU each time they run
+    slice_rounds = 1            # rounds a thread keeps its CPU before it is switched out
 
 The scheduler is a deterministic round robin over a global run queue (or per-CPU
 queues for pinned threads): every round, each CPU takes the next thread that is not
@@ -43,6 +44,7 @@ from svasim.model.fabric import ModelFabric
 from svasim.model.journal import Journal
 
 PROCESS_KEYS = {
+    "slice_rounds",
     "name",
     "count",
     "threads",
@@ -80,6 +82,7 @@ class ProcessSpec:
     migrate: bool = True
     amx_threads: int = 0
     pkru_threads: int = 0
+    slice_rounds: int = 1
 
 
 @dataclass
@@ -106,7 +109,7 @@ class Workload:
             if bad:
                 raise ValueError(f"process[{i}]: unknown keys {sorted(bad)}; known: {sorted(PROCESS_KEYS)}")
             spec = ProcessSpec(**p)
-            for k in ("count", "threads"):
+            for k in ("count", "threads", "slice_rounds"):
                 if not isinstance(getattr(spec, k), int) or getattr(spec, k) < 1:
                     raise ValueError(f"process[{i}].{k} must be a positive integer")
             for k in ("submitters", "amx_threads", "pkru_threads", "enqcmds_per_tick"):
@@ -215,6 +218,7 @@ def run_workload(
                         "open": spec.open_wq,
                         "process": proc.name,
                         "index": i,
+                        "slice": spec.slice_rounds,
                     }
                 )
             if spec.open_wq:
@@ -259,9 +263,18 @@ def run_workload(
                 run_thread(t, ev.cpu, ev.round)
     else:
         queue = list(range(len(threads)))
+        # What each CPU runs and for how many more rounds it keeps it (its time slice).
+        on_cpu: dict[int, tuple[int, int]] = {}
         for tick in range(wl.ticks):
             running: set[int] = set()
             for cpu in range(wl.cpus):
+                held = on_cpu.get(cpu)
+                if held is not None and held[1] > 0 and not k.tasks[threads[held[0]]["tid"]].exited:
+                    ti, left = held
+                    on_cpu[cpu] = (ti, left - 1)
+                    running.add(ti)
+                    run_thread(threads[ti], cpu, tick)
+                    continue
                 pick = None
                 for qi, ti in enumerate(queue):
                     t = threads[ti]
@@ -276,6 +289,7 @@ def run_workload(
                 ti = queue.pop(pick)
                 queue.append(ti)
                 running.add(ti)
+                on_cpu[cpu] = (ti, threads[ti]["slice"] - 1)
                 run_thread(threads[ti], cpu, tick)
     res = WorkloadResult(wl.name, policy, Counter(k.stats))
     res.per_cpu = {name: c for name, c in sorted(k.counters.items()) if name.startswith("cpu/")}
