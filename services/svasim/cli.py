@@ -333,15 +333,11 @@ def trace_follow(
 
     store = _store(db)
     r = _run(store, run)
-    after = from_seq - 1 if from_seq else r.event_count
     quiet_since = time.monotonic()
     try:
-        while True:
-            rows = store.events(r.id, after_seq=after, kind_prefix=kind, limit=500)
-            if not rows and kind:
-                # Filtered: skip ahead so the next query does not rescan the same range.
-                last = store.get_run(r.id).event_count
-                after = max(after, last)
+        for rows in store.follow(
+            r.id, after_seq=from_seq - 1 if from_seq else r.event_count, kind_prefix=kind, poll=0.1
+        ):
             for e in rows:
                 console.print(
                     f"{e.seq:>7} {e.service:<5} {e.entity:<24} {e.kind:<22} {_short(e.after)}"
@@ -349,12 +345,9 @@ def trace_follow(
                     highlight=False,
                     soft_wrap=True,
                 )
-                after = e.seq
                 quiet_since = time.monotonic()
-            if not rows:
-                if idle_exit is not None and time.monotonic() - quiet_since > idle_exit:
-                    return
-                time.sleep(0.1)
+            if not rows and idle_exit is not None and time.monotonic() - quiet_since > idle_exit:
+                return
     except KeyboardInterrupt:
         return
 

@@ -157,7 +157,8 @@ def _side(e: Any) -> dict[str, Any]:
     if isinstance(e, Transition):
         d = e.as_dict()
         return {k: _norm(d[k]) if k in ("before", "after", "detail") else d[k] for k in ("seq", *COMPARED)}
-    return {"seq": e.seq, **{k: getattr(e, k) for k in COMPARED}}
+    d = e.as_dict()
+    return {k: d[k] for k in ("seq", *COMPARED)}
 
 
 @dataclass

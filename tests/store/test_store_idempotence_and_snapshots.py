@@ -87,3 +87,19 @@ def test_state_at_every_point_matches_a_fold_from_the_start(store):
     store.append(run, chain(40))
     for seq in (1, 6, 7, 8, 21, 40):
         assert store.state_at(run, seq) == Store.fold_events_for_test(store, run, seq)
+
+
+def test_a_filtered_follower_skips_what_it_scanned_but_not_what_came_meanwhile(store):
+    run = new_run(store)
+    store.append(run, chain(5))
+    polls = []
+    hit = Transition("cpu", "special/1", "special.set", None, {"v": 1})
+
+    def active() -> bool:
+        polls.append(1)
+        if len(polls) == 2:
+            store.append(run, [hit])  # committed between two polls
+        return len(polls) <= 3
+
+    batches = list(store.follow(run, after_seq=0, kind_prefix="special", poll=0, active=active))
+    assert [[e.seq for e in b] for b in batches] == [[], [6], []]

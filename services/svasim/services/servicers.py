@@ -814,23 +814,16 @@ class TraceServicer(trace_pb2_grpc.TraceServiceServicer):
             run = self._run(request.run)
         except SimError as e:
             abort(context, e)
-        after = request.from_seq - 1 if request.from_seq else run.event_count
-        while context.is_active():
-            rows = self.store.events(
-                run.id,
-                after_seq=after,
-                kind_prefix=request.kind_prefix or None,
-                entity_prefix=request.entity_prefix or None,
-                limit=1000,
-            )
+        for rows in self.store.follow(
+            run.id,
+            after_seq=request.from_seq - 1 if request.from_seq else run.event_count,
+            kind_prefix=request.kind_prefix or None,
+            entity_prefix=request.entity_prefix or None,
+            poll=self.follow_interval,
+            active=context.is_active,
+        ):
             if rows:
-                after = rows[-1].seq
                 yield trace_pb2.FollowEventsResponse(events=[self.event_pb(e) for e in rows])
-                continue
-            if request.kind_prefix or request.entity_prefix:
-                # Nothing matched up to the end of the log: do not rescan that range.
-                after = max(after, self.store.get_run(run.id).event_count)
-            time.sleep(self.follow_interval)
 
     @rpc
     def DeleteRun(self, request, context):

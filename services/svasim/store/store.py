@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -762,6 +763,40 @@ class Store:
             query = query.limit(limit)
         with self._read() as conn:
             return [_event_row(r) for r in conn.execute(query)]
+
+    def follow(
+        self,
+        run_id: str,
+        *,
+        after_seq: int,
+        kind_prefix: str | None = None,
+        entity_prefix: str | None = None,
+        poll: float = 0.05,
+        limit: int = 1000,
+        active: Callable[[], bool] = lambda: True,
+    ) -> Iterator[list[EventRow]]:
+        """Events of a live run after ``after_seq``, in batches, as they are committed.
+
+        An empty batch means a poll found nothing new (the caller may stop then); the
+        generator ends when ``active()`` turns false. The end of the log is read before
+        each query, so a filtered follower skips the range it scanned without skipping
+        what was committed meanwhile.
+        """
+        after = after_seq
+        while active():
+            last = self.get_run(run_id).event_count
+            rows = self.events(
+                run_id,
+                after_seq=after,
+                until_seq=last,
+                kind_prefix=kind_prefix,
+                entity_prefix=entity_prefix,
+                limit=limit,
+            )
+            after = rows[-1].seq if len(rows) == limit else last
+            yield rows
+            if not rows:
+                time.sleep(poll)
 
     #: A snapshot is kept every this many events when a state is rebuilt past it.
     snapshot_every = 10_000
