@@ -66,11 +66,3 @@ class Transition:
             "detail": self.detail,
         }
 
-
-def with_default_cause(transitions: list[Transition], cause: Cause) -> list[Transition]:
-    """Give every transition that has no cause of its own the operation's cause."""
-    if cause is not None:
-        for t in transitions:
-            if t.cause is None:
-                t.cause = cause
-    return transitions

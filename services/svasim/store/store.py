@@ -497,6 +497,10 @@ class Store:
         transition already committed or given twice, a cause that is pending but not in
         this batch, or a cause not ordered before its effect.
         """
+        if origin is not None and any(t.origin_seq is None for t in transitions):
+            raise ValueError("an append with an origin needs origin_seq on every transition")
+        if origin is not None and retry and transitions:
+            transitions = self._skip_committed(run_id, transitions, origin)
         n = len(transitions)
         if n == 0:
             return
@@ -551,53 +555,23 @@ class Store:
                     "origin_seq": t.origin_seq,
                 }
             )
-        if origin is not None and any(t.origin_seq is None for t in transitions):
-            raise ValueError("an append with an origin needs origin_seq on every transition")
 
-        done: dict[int, int] = {}
-        head: Sequence[Transition] = ()
-        rest: Sequence[Transition] = ()
-        first = 0
         with self._write() as conn:
-            if origin is not None and retry:
-                c = events_table.c
-                found = conn.execute(
-                    select(c.origin_seq, c.seq).where(
-                        c.run_id == run_id,
-                        c.origin == origin,
-                        c.origin_seq.between(transitions[0].origin_seq, transitions[-1].origin_seq),
-                    )
-                ).all()
-                done = {int(o): int(q) for o, q in found}
-            if done:
-                head, rest = transitions[: len(done)], transitions[len(done) :]
-                if any(t.origin_seq not in done for t in head):
-                    raise ValueError(f"origin {origin}: the committed part of a retried append is not its head")
-                if rest:
-                    first = self._append_rest(conn, run_id, head, done, rest, origin or "")
-            else:
-                next_seq = conn.execute(_RESERVE, {"rid": run_id, "n": n}).scalar_one_or_none()
-                if next_seq is None:
-                    raise UnknownRunError(f"no run with id {run_id!r}")
-                first = next_seq - n
-                for i, (row, cause_ref) in enumerate(zip(rows, causes, strict=True)):
-                    seq = first + i
-                    row["seq"] = seq
-                    if cause_ref is not None:
-                        cause_seq = first - 1 - cause_ref if cause_ref < 0 else cause_ref
-                        if cause_seq >= seq:
-                            raise ValueError(
-                                f"transition {i} at seq {seq} names cause seq {cause_seq}, which is not before it"
-                            )
-                        row["cause"] = cause_seq
-                self._insert_events(conn, rows)
-        if done:
-            # A retry of an append whose commit went through: the head gets its seqs back.
-            for t in head:
-                t.seq = done[t.origin_seq]  # type: ignore[index]
-            for i, t in enumerate(rest):
-                t.seq = first + i
-            return
+            next_seq = conn.execute(_RESERVE, {"rid": run_id, "n": n}).scalar_one_or_none()
+            if next_seq is None:
+                raise UnknownRunError(f"no run with id {run_id!r}")
+            first = next_seq - n
+            for i, (row, cause_ref) in enumerate(zip(rows, causes, strict=True)):
+                seq = first + i
+                row["seq"] = seq
+                if cause_ref is not None:
+                    cause_seq = first - 1 - cause_ref if cause_ref < 0 else cause_ref
+                    if cause_seq >= seq:
+                        raise ValueError(
+                            f"transition {i} at seq {seq} names cause seq {cause_seq}, which is not before it"
+                        )
+                    row["cause"] = cause_seq
+            self._insert_events(conn, rows)
         # Committed (the with-block exited without an exception): now, and only now, the
         # seqs are real.
         for i, t in enumerate(transitions):
@@ -638,58 +612,25 @@ class Store:
         ]
         conn.exec_driver_sql(sql, params)
 
-    def _append_rest(
-        self,
-        conn: Any,
-        run_id: str,
-        head: Sequence[Transition],
-        done: dict[int, int],
-        rest: Sequence[Transition],
-        origin: str,
-    ) -> int:
-        """Finish a retried append inside its transaction: the part not yet committed.
-
-        Returns the first seq given to ``rest``."""
-        n = len(rest)
-        next_seq = conn.execute(
-            update(runs_table)
-            .where(runs_table.c.id == run_id)
-            .values(next_seq=runs_table.c.next_seq + n)
-            .returning(runs_table.c.next_seq)
-        ).scalar_one_or_none()
-        if next_seq is None:
-            raise UnknownRunError(f"no run with id {run_id!r}")
-        first = next_seq - n
-        pos = {id(t): i for i, t in enumerate(rest)}
-        rows = []
-        for i, t in enumerate(rest):
-            cause = t.cause
-            if cause is None or isinstance(cause, int):
-                cause_seq = cause
-            elif id(cause) in pos:
-                cause_seq = first + pos[id(cause)]
-            elif any(cause is h for h in head):
-                cause_seq = done[cause.origin_seq]  # type: ignore[index]
-            else:
-                cause_seq = cause.seq
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "seq": first + i,
-                    "service": t.service,
-                    "entity": t.entity,
-                    "kind": t.kind,
-                    "before": t.before,
-                    "after": t.after,
-                    "cause": cause_seq,
-                    "cycles": t.cycles,
-                    "detail": t.detail,
-                    "origin": origin,
-                    "origin_seq": t.origin_seq,
-                }
-            )
-        self._insert_events(conn, rows)
-        return first
+    def _skip_committed(self, run_id: str, transitions: Sequence[Transition], origin: str) -> Sequence[Transition]:
+        """A retried append: give back their seqs to the transitions an earlier attempt
+        committed (they lead the batch) and return the rest, still to be written."""
+        c = events_table.c
+        with self._read() as conn:
+            found = conn.execute(
+                select(c.origin_seq, c.seq).where(
+                    c.run_id == run_id,
+                    c.origin == origin,
+                    c.origin_seq.between(transitions[0].origin_seq, transitions[-1].origin_seq),
+                )
+            ).all()
+        done = {int(o): int(q) for o, q in found}
+        head = transitions[: len(done)]
+        if any(t.origin_seq not in done for t in head):
+            raise ValueError(f"origin {origin}: the committed part of a retried append is not its head")
+        for t in head:
+            t.seq = done[t.origin_seq]  # type: ignore[index]  # committed long ago: real seqs
+        return transitions[len(done) :]
 
     # -- reading ---------------------------------------------------------------------
 
