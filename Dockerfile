@@ -7,7 +7,7 @@ FROM ${BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /opt/svasim
 COPY pyproject.toml setup.py README.md ./
-COPY services services
+COPY src src
 COPY clients clients
 COPY migrations migrations
 RUN python -m pip install .

@@ -41,7 +41,7 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(PY) -m ruff check services clients tests scripts benchmarks
+	$(PY) -m ruff check src clients tests scripts benchmarks
 	$(PY) -m mypy
 	cd proto && ../$(BUF) lint
 

@@ -219,7 +219,7 @@ def bench_replay(tmp: Path) -> list[tuple[str, float, str, float]]:
     from svasim.replay import verify
     from svasim.server import create_server
     from svasim.store import Store
-    from svasim.workload import run_workload
+    from svasim.demo import run_workload
     from svasim_client import Client
 
     db = f"sqlite:///{tmp / 'replay.db'}"

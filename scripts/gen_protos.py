@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the Python gRPC code for every proto under proto/ into services/.
+"""Generate the Python gRPC code for every proto under proto/ into src/.
 
 The one way the generated modules (``svasim/<service>/v1/*_pb2*.py``) are produced:
 ``python scripts/gen_protos.py``. ``--check`` regenerates into a temporary folder and
@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
-OUT_ROOT = ROOT / "services"
+OUT_ROOT = ROOT / "src"
 
 
 def proto_files() -> list[Path]:

@@ -21,7 +21,7 @@ from svasim.config import ALL_SERVICES, FabricConfig
 from svasim.exchange import export_jsonl
 from svasim.server import create_server
 from svasim.store import Store
-from svasim.workload import run_workload
+from svasim.demo import run_workload
 from svasim_client import Client
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden"

@@ -65,7 +65,7 @@ def test_services_wait_for_migrations_and_migrations_for_postgres():
 def test_every_environment_variable_used_is_documented():
     readme = (ROOT / "README.md").read_text()
     used = set(re.findall(r"SVASIM_[A-Z_]+", (ROOT / "docker-compose.yml").read_text()))
-    used |= set(re.findall(r"SVASIM_[A-Z_]+", (ROOT / "services/svasim/config.py").read_text()))
+    used |= set(re.findall(r"SVASIM_[A-Z_]+", (ROOT / "src/svasim/config.py").read_text()))
     compose_only = {"SVASIM_BASE_IMAGE", "SVASIM_TAG", "SVASIM_POSTGRES_IMAGE"}
     missing = sorted(v for v in used - compose_only if v not in readme)
     assert missing == []

@@ -9,7 +9,7 @@ from svasim.config import ALL_SERVICES, FabricConfig
 from svasim.replay import verify, verify_events, what_if
 from svasim.server import create_server
 from svasim.store import Store
-from svasim.workload import run_workload
+from svasim.demo import run_workload
 from svasim_client import Client, SvasimError
 
 from .services.fabric_fixtures import running_fabric

@@ -13,7 +13,7 @@ import time
 import grpc
 import pytest
 
-from svasim.workload import run_workload
+from svasim.demo import run_workload
 from svasim_client import Client
 
 from ..services.fabric_fixtures import free_port

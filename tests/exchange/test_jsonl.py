@@ -14,7 +14,7 @@ from svasim.exchange.jsonl import EVENT_KEYS, FORMAT, VERSION
 from svasim.model.transition import INPUT_KIND, Transition
 from svasim.server import create_server
 from svasim.store.store import RunExistsError, Store, UnknownRunError
-from svasim.workload import run_workload
+from svasim.demo import run_workload
 from svasim_client import Client
 
 

@@ -13,7 +13,7 @@ from svasim.config import ALL_SERVICES, FabricConfig
 from svasim.exchange import to_chrome_trace, write_chrome_trace
 from svasim.server import create_server
 from svasim.store.store import EventRow, RunInfo, Store
-from svasim.workload import run_workload
+from svasim.demo import run_workload
 from svasim_client import Client
 
 RUN = RunInfo(

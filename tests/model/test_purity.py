@@ -20,7 +20,7 @@ FORBIDDEN = {
     "os",
     "pathlib",
     "subprocess",
-    "svasim.services",
+    "svasim.rpc",
     "svasim.store",
     "svasim.wiring",
     "svasim.server",

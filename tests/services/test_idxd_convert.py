@@ -1,4 +1,4 @@
-"""Conversion between the DSA layout dataclasses and protobuf (svasim.services.idxd_convert)."""
+"""Conversion between the DSA layout dataclasses and protobuf (svasim.rpc.idxd_convert)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from svasim.model.idxd import (
     pack_desc,
     unpack_desc,
 )
-from svasim.services.idxd_convert import (
+from svasim.rpc.idxd_convert import (
     comp_bytes_from_proto,
     comp_from_proto,
     comp_proto_from_bytes,

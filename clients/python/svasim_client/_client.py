@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from svasim.accel.v1 import accel_pb2, accel_pb2_grpc
 from svasim.cpu.v1 import cpu_pb2, cpu_pb2_grpc
 from svasim.iommu.v1 import iommu_pb2, iommu_pb2_grpc
-from svasim.services.rpc_errors import error_info
+from svasim.rpc.rpc_errors import error_info
 from svasim.trace.v1 import trace_pb2, trace_pb2_grpc
 
 

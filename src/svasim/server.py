@@ -27,8 +27,8 @@ from svasim.iommu.v1 import iommu_pb2, iommu_pb2_grpc
 from svasim.model.accel import default_devices
 from svasim.model.costs import CostTable
 from svasim.model.policy import policy_names
-from svasim.services.cores import AccelCore, CpuCore, IommuCore
-from svasim.services.servicers import (
+from svasim.rpc.cores import AccelCore, CpuCore, IommuCore
+from svasim.rpc.servicers import (
     AccelServicer,
     CpuServicer,
     HostMemoryServicer,

@@ -31,8 +31,8 @@ from svasim.model.ports import (
     Translation,
 )
 from svasim.model.transition import Cause, Transition
-from svasim.services.core import RecorderLike
-from svasim.services.rpc_errors import from_rpc_error
+from svasim.rpc.core import RecorderLike
+from svasim.rpc.rpc_errors import from_rpc_error
 
 CAUSE_KEY = "svasim-cause"
 LAST_KEY = "svasim-last"

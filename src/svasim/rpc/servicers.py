@@ -27,10 +27,10 @@ from svasim.model.cpu import EnqcmdOutcome, EnqcmdResult, Kernel, Process, Task
 from svasim.model.errors import FailedPrecondition, InvalidArgument, NotFound, SimError
 from svasim.model.journal import Journal
 from svasim.model.transition import Transition
-from svasim.services import idxd_convert
-from svasim.services.core import ServiceCore
-from svasim.services.cores import AccelCore, CpuCore, IommuCore
-from svasim.services.rpc_errors import abort
+from svasim.rpc import idxd_convert
+from svasim.rpc.core import ServiceCore
+from svasim.rpc.cores import AccelCore, CpuCore, IommuCore
+from svasim.rpc.rpc_errors import abort
 from svasim.trace.v1 import trace_pb2, trace_pb2_grpc
 from svasim.wiring.grpc_ports import (
     CAUSE_KEY,

@@ -30,7 +30,7 @@ from svasim.iommu.v1 import iommu_pb2
 from svasim.model.costs import CostTable
 from svasim.model.transition import INPUT_KIND, Transition
 from svasim.server import build_cores
-from svasim.services.servicers import AccelServicer, CpuServicer, HostMemoryServicer, IommuServicer
+from svasim.rpc.servicers import AccelServicer, CpuServicer, HostMemoryServicer, IommuServicer
 from svasim.store import EventRow, RunInfo, Store
 
 #: Fields compared between a recorded event and its replay.

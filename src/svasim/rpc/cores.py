@@ -7,7 +7,7 @@ from svasim.model.costs import CostTable
 from svasim.model.cpu import Kernel
 from svasim.model.iommu import Iommu
 from svasim.model.ports import AccelPort, AtsPort, HostPort, IommuPort
-from svasim.services.core import ServiceCore
+from svasim.rpc.core import ServiceCore
 
 
 class CpuCore(ServiceCore):

@@ -149,7 +149,7 @@ def demo(
 ) -> None:
     """Start the whole fabric on a free port, drive the ENQCMD workload through gRPC, report, stop."""
     from svasim.server import create_server
-    from svasim.workload import run_workload
+    from svasim.demo import run_workload
     from svasim_client import Client
 
     cfg = _config(services=ALL_SERVICES, port=0, db=db, run="")
