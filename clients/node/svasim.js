@@ -44,7 +44,8 @@ function connect(address, credentials = grpc.credentials.createInsecure()) {
   const pkg = loadPackage();
   const stubs = {
     cpu: new pkg.cpu.v1.CpuService(address, credentials),
-    iommu: new pkg.iommu.v1.IommuService(address, credentials),
+    // A program sees the IOMMU as root does in debugfs: read-only.
+    iommu: new pkg.iommu.v1.IommuDebugService(address, credentials),
     accel: new pkg.accel.v1.AccelService(address, credentials),
     trace: new pkg.trace.v1.TraceService(address, credentials),
   };

@@ -9,7 +9,8 @@ raises :class:`SvasimError` with the server's ``code``, ``reason`` and ``metadat
 Architectural outcomes (a #GP, a retry, a page-fault status) are results, not errors.
 """
 
-from svasim_client._client import Client, SvasimError
+from svasim_api.errors import SvasimError
+from svasim_client._client import Client
 from svasim_client.descriptors import (
     completion_record,
     memfill_descriptor,

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from svasim.accel.v1 import accel_pb2, accel_pb2_grpc
-from svasim.cpu.v1 import cpu_pb2, cpu_pb2_grpc
-from svasim.iommu.v1 import iommu_pb2, iommu_pb2_grpc
-from svasim.rpc.rpc_errors import error_info
-from svasim.trace.v1 import trace_pb2, trace_pb2_grpc
-
-
-class SvasimError(Exception):
-    """A request the fabric refused, with the server's reason."""
-
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str]) -> None:
-        super().__init__(f"{code.name} {reason}: {message}" if reason else f"{code.name}: {message}")
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.metadata = metadata
+from svasim_api.accel.v1 import accel_pb2, accel_pb2_grpc
+from svasim_api.cpu.v1 import cpu_pb2, cpu_pb2_grpc
+from svasim_api.errors import SvasimError
+from svasim_api.iommu.v1 import iommu_pb2, iommu_pb2_grpc
+from svasim_api.trace.v1 import trace_pb2, trace_pb2_grpc
 
 
 def _unpacked(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,10 +22,7 @@ def _unpacked(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except grpc.RpcError as e:
-            info = error_info(e)
-            raise SvasimError(
-                e.code(), info.reason if info else "", e.details() or "", dict(info.metadata) if info else {}
-            ) from None
+            raise SvasimError.from_rpc_error(e) from None
 
     return wrapper
 
@@ -52,10 +38,14 @@ class Client:
             options=[("grpc.max_receive_message_length", 80 << 20), ("grpc.max_send_message_length", 80 << 20)],
         )
         self.cpu = cpu_pb2_grpc.CpuServiceStub(self.channel)
-        self.iommu = iommu_pb2_grpc.IommuServiceStub(self.channel)
+        # A program sees the IOMMU only as root sees it in debugfs: read-only.
+        self.iommu = iommu_pb2_grpc.IommuDebugServiceStub(self.channel)
         self.accel = accel_pb2_grpc.AccelServiceStub(self.channel)
         self.trace = trace_pb2_grpc.TraceServiceStub(self.channel)
-        self.health = health_pb2_grpc.HealthStub(self.channel)
+        # Served on the peer listener only: reachable when ``address`` is that listener.
+        self.trace_admin = trace_pb2_grpc.TraceAdminServiceStub(self.channel)
+        # types-grpcio-health-checking declares HealthStub without its methods.
+        self.health: Any = health_pb2_grpc.HealthStub(self.channel)
 
     def __enter__(self) -> Client:
         return self
@@ -107,6 +97,21 @@ class Client:
         return self.cpu.Munmap(cpu_pb2.MunmapRequest(pid=pid, address=address, length=length), timeout=self.timeout)
 
     @_unpacked
+    def mprotect(self, pid: int, address: int, length: int, writable: bool) -> cpu_pb2.MprotectResponse:
+        """Make a mapped range read-only or read-write (mprotect(2))."""
+        return self.cpu.Mprotect(
+            cpu_pb2.MprotectRequest(pid=pid, address=address, length=length, writable=writable),
+            timeout=self.timeout,
+        )
+
+    @_unpacked
+    def madvise(self, pid: int, address: int, length: int, advice: int = 4) -> cpu_pb2.MadviseResponse:
+        """Advise about a mapped range (madvise(2)); the default, MADV_DONTNEED, drops its pages."""
+        return self.cpu.Madvise(
+            cpu_pb2.MadviseRequest(pid=pid, address=address, length=length, advice=advice), timeout=self.timeout
+        )
+
+    @_unpacked
     def write(self, pid: int, address: int, data: bytes) -> int:
         """Write bytes into a process."""
         return self.cpu.WriteMemory(
@@ -128,9 +133,11 @@ class Client:
         )
 
     @_unpacked
-    def create_thread(self, pid: int) -> cpu_pb2.Thread:
-        """A new thread in a process."""
-        return self.cpu.CreateThread(cpu_pb2.CreateThreadRequest(pid=pid), timeout=self.timeout).thread
+    def create_thread(self, pid: int, parent_tid: int = 0) -> cpu_pb2.Thread:
+        """A new thread in a process, cloned from ``parent_tid`` (0: its first live thread)."""
+        return self.cpu.CreateThread(
+            cpu_pb2.CreateThreadRequest(pid=pid, parent_tid=parent_tid), timeout=self.timeout
+        ).thread
 
     @_unpacked
     def get_thread(self, tid: int) -> cpu_pb2.Thread:
@@ -287,7 +294,9 @@ class Client:
             if not token:
                 return out
 
-    def follow(self, run: str, from_seq: int = 0, *, kind_prefix: str = "", timeout: float | None = None):  # noqa: ANN201
+    def follow(
+        self, run: str, from_seq: int = 0, *, kind_prefix: str = "", timeout: float | None = None
+    ) -> Iterator[trace_pb2.Event]:
         """Events of a run as they are committed (a generator; stops at ``timeout`` seconds)."""
         stream = self.trace.FollowEvents(
             trace_pb2.FollowEventsRequest(run=run, from_seq=from_seq, kind_prefix=kind_prefix), timeout=timeout
@@ -298,15 +307,12 @@ class Client:
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return
-            info = error_info(e)
-            raise SvasimError(
-                e.code(), info.reason if info else "", e.details() or "", dict(info.metadata) if info else {}
-            ) from None
+            raise SvasimError.from_rpc_error(e) from None
 
     @_unpacked
     def delete_run(self, run: str) -> int:
-        """Delete a run; returns how many events went with it."""
-        return self.trace.DeleteRun(trace_pb2.DeleteRunRequest(run=run), timeout=self.timeout).events_deleted
+        """Delete a run; returns how many events went with it (on the peer listener only)."""
+        return self.trace_admin.DeleteRun(trace_pb2.DeleteRunRequest(run=run), timeout=self.timeout).events_deleted
 
     @_unpacked
     def state(self, run: str, at_seq: int = 0, entity_prefix: str = "") -> trace_pb2.GetStateResponse:

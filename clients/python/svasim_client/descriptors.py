@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from svasim.model import idxd
+from svasim_api import idxd
 
 #: CRAV | RCR: the flags every user-space submission in accel-config's tests sets.
 DEFAULT_FLAGS = int(idxd.OpFlag.CRAV | idxd.OpFlag.RCR)

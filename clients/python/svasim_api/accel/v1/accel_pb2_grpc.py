@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from svasim.accel.v1 import accel_pb2 as svasim_dot_accel_dot_v1_dot_accel__pb2
+from svasim_api.accel.v1 import accel_pb2 as svasim_dot_accel_dot_v1_dot_accel__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -26,8 +26,14 @@ if _version_not_supported:
 
 
 class AccelServiceStub:
-    """The accelerators. The host calls OpenWorkQueue and Submit (the enqueue store that
-    ENQCMD or MOVDIR64B makes); anyone may inspect or advance the devices.
+    """The accelerators as a program on the host sees them (the client listener): inspect the
+    devices, configure work queues, and let device time pass. WQ configuration is here
+    because on Linux it is what root does through sysfs (accel-config): it names no
+    process's memory or PASID, and it is recorded as an input, so a run stays replayable.
+    Peers reach this service on the peer listener too (the cpu service calls Advance).
+
+    Every state-changing reply carries trailing metadata `svasim-input-seq`: the seq of
+    the input event that recorded the request (see svasim.cpu.v1.CpuService).
     """
 
     def __init__(self, channel):
@@ -40,16 +46,6 @@ class AccelServiceStub:
                 '/svasim.accel.v1.AccelService/ListDevices',
                 request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ListDevicesRequest.SerializeToString,
                 response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ListDevicesResponse.FromString,
-                _registered_method=True)
-        self.OpenWorkQueue = channel.unary_unary(
-                '/svasim.accel.v1.AccelService/OpenWorkQueue',
-                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueRequest.SerializeToString,
-                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueResponse.FromString,
-                _registered_method=True)
-        self.CloseWorkQueue = channel.unary_unary(
-                '/svasim.accel.v1.AccelService/CloseWorkQueue',
-                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueRequest.SerializeToString,
-                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueResponse.FromString,
                 _registered_method=True)
         self.ConfigureWorkQueue = channel.unary_unary(
                 '/svasim.accel.v1.AccelService/ConfigureWorkQueue',
@@ -66,46 +62,26 @@ class AccelServiceStub:
                 request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueRequest.SerializeToString,
                 response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueResponse.FromString,
                 _registered_method=True)
-        self.Submit = channel.unary_unary(
-                '/svasim.accel.v1.AccelService/Submit',
-                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitRequest.SerializeToString,
-                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitResponse.FromString,
-                _registered_method=True)
         self.Advance = channel.unary_unary(
                 '/svasim.accel.v1.AccelService/Advance',
                 request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceRequest.SerializeToString,
                 response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceResponse.FromString,
                 _registered_method=True)
-        self.InvalidateDeviceTlb = channel.unary_unary(
-                '/svasim.accel.v1.AccelService/InvalidateDeviceTlb',
-                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbRequest.SerializeToString,
-                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbResponse.FromString,
-                _registered_method=True)
 
 
 class AccelServiceServicer:
-    """The accelerators. The host calls OpenWorkQueue and Submit (the enqueue store that
-    ENQCMD or MOVDIR64B makes); anyone may inspect or advance the devices.
+    """The accelerators as a program on the host sees them (the client listener): inspect the
+    devices, configure work queues, and let device time pass. WQ configuration is here
+    because on Linux it is what root does through sysfs (accel-config): it names no
+    process's memory or PASID, and it is recorded as an input, so a run stays replayable.
+    Peers reach this service on the peer listener too (the cpu service calls Advance).
+
+    Every state-changing reply carries trailing metadata `svasim-input-seq`: the seq of
+    the input event that recorded the request (see svasim.cpu.v1.CpuService).
     """
 
     def ListDevices(self, request, context):
         """Lists the devices and their work queues.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def OpenWorkQueue(self, request, context):
-        """Opens a work queue for an mm (the idxd character device's open): binds the mm to
-        the device through the IOMMU and returns the portal to map.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def CloseWorkQueue(self, request, context):
-        """Closes an mm's file of a WQ (the idxd cdev's release): drains, clears a dedicated
-        WQ's PASID, and unbinds the mm when asked (its last file on the device).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,22 +108,8 @@ class AccelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Submit(self, request, context):
-        """An enqueue store at a portal: admits the 64-byte command or answers retry.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def Advance(self, request, context):
         """Runs the engines: until a simulated cycle, or until every queue is empty.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def InvalidateDeviceTlb(self, request, context):
-        """ATS invalidation from the IOMMU: drops a device's cached translations of a PASID.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,16 +122,6 @@ def add_AccelServiceServicer_to_server(servicer, server):
                     servicer.ListDevices,
                     request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ListDevicesRequest.FromString,
                     response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ListDevicesResponse.SerializeToString,
-            ),
-            'OpenWorkQueue': grpc.unary_unary_rpc_method_handler(
-                    servicer.OpenWorkQueue,
-                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueRequest.FromString,
-                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueResponse.SerializeToString,
-            ),
-            'CloseWorkQueue': grpc.unary_unary_rpc_method_handler(
-                    servicer.CloseWorkQueue,
-                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueRequest.FromString,
-                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueResponse.SerializeToString,
             ),
             'ConfigureWorkQueue': grpc.unary_unary_rpc_method_handler(
                     servicer.ConfigureWorkQueue,
@@ -186,20 +138,10 @@ def add_AccelServiceServicer_to_server(servicer, server):
                     request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueRequest.FromString,
                     response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueResponse.SerializeToString,
             ),
-            'Submit': grpc.unary_unary_rpc_method_handler(
-                    servicer.Submit,
-                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitRequest.FromString,
-                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitResponse.SerializeToString,
-            ),
             'Advance': grpc.unary_unary_rpc_method_handler(
                     servicer.Advance,
                     request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceRequest.FromString,
                     response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceResponse.SerializeToString,
-            ),
-            'InvalidateDeviceTlb': grpc.unary_unary_rpc_method_handler(
-                    servicer.InvalidateDeviceTlb,
-                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbRequest.FromString,
-                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -210,8 +152,14 @@ def add_AccelServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AccelService:
-    """The accelerators. The host calls OpenWorkQueue and Submit (the enqueue store that
-    ENQCMD or MOVDIR64B makes); anyone may inspect or advance the devices.
+    """The accelerators as a program on the host sees them (the client listener): inspect the
+    devices, configure work queues, and let device time pass. WQ configuration is here
+    because on Linux it is what root does through sysfs (accel-config): it names no
+    process's memory or PASID, and it is recorded as an input, so a run stays replayable.
+    Peers reach this service on the peer listener too (the cpu service calls Advance).
+
+    Every state-changing reply carries trailing metadata `svasim-input-seq`: the seq of
+    the input event that recorded the request (see svasim.cpu.v1.CpuService).
     """
 
     @staticmethod
@@ -231,60 +179,6 @@ class AccelService:
             '/svasim.accel.v1.AccelService/ListDevices',
             svasim_dot_accel_dot_v1_dot_accel__pb2.ListDevicesRequest.SerializeToString,
             svasim_dot_accel_dot_v1_dot_accel__pb2.ListDevicesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def OpenWorkQueue(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/svasim.accel.v1.AccelService/OpenWorkQueue',
-            svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueRequest.SerializeToString,
-            svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def CloseWorkQueue(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/svasim.accel.v1.AccelService/CloseWorkQueue',
-            svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueRequest.SerializeToString,
-            svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -377,33 +271,6 @@ class AccelService:
             _registered_method=True)
 
     @staticmethod
-    def Submit(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/svasim.accel.v1.AccelService/Submit',
-            svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitRequest.SerializeToString,
-            svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
     def Advance(request,
             target,
             options=(),
@@ -430,6 +297,198 @@ class AccelService:
             metadata,
             _registered_method=True)
 
+
+class AccelDeviceServiceStub:
+    """The device side of the accelerators, for peers only (the peer listener): what the
+    host kernel's driver and the CPU's enqueue stores do to a device, and what the IOMMU
+    sends it. A user program cannot do any of this on real hardware: it names an mm and
+    its page table, or posts a command with any PASID.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.OpenWorkQueue = channel.unary_unary(
+                '/svasim.accel.v1.AccelDeviceService/OpenWorkQueue',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueResponse.FromString,
+                _registered_method=True)
+        self.CloseWorkQueue = channel.unary_unary(
+                '/svasim.accel.v1.AccelDeviceService/CloseWorkQueue',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueResponse.FromString,
+                _registered_method=True)
+        self.Submit = channel.unary_unary(
+                '/svasim.accel.v1.AccelDeviceService/Submit',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitResponse.FromString,
+                _registered_method=True)
+        self.InvalidateDeviceTlb = channel.unary_unary(
+                '/svasim.accel.v1.AccelDeviceService/InvalidateDeviceTlb',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbResponse.FromString,
+                _registered_method=True)
+
+
+class AccelDeviceServiceServicer:
+    """The device side of the accelerators, for peers only (the peer listener): what the
+    host kernel's driver and the CPU's enqueue stores do to a device, and what the IOMMU
+    sends it. A user program cannot do any of this on real hardware: it names an mm and
+    its page table, or posts a command with any PASID.
+    """
+
+    def OpenWorkQueue(self, request, context):
+        """Opens a work queue for an mm (the idxd character device's open): binds the mm to
+        the device through the IOMMU and returns the portal to map.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseWorkQueue(self, request, context):
+        """Closes an mm's file of a WQ (the idxd cdev's release): drains, clears a dedicated
+        WQ's PASID, and unbinds the mm when asked (its last file on the device).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Submit(self, request, context):
+        """An enqueue store at a portal: admits the 64-byte command or answers retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InvalidateDeviceTlb(self, request, context):
+        """ATS invalidation from the IOMMU: drops a device's cached translations of a PASID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AccelDeviceServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'OpenWorkQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenWorkQueue,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueResponse.SerializeToString,
+            ),
+            'CloseWorkQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseWorkQueue,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueResponse.SerializeToString,
+            ),
+            'Submit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Submit,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitResponse.SerializeToString,
+            ),
+            'InvalidateDeviceTlb': grpc.unary_unary_rpc_method_handler(
+                    servicer.InvalidateDeviceTlb,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'svasim.accel.v1.AccelDeviceService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('svasim.accel.v1.AccelDeviceService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AccelDeviceService:
+    """The device side of the accelerators, for peers only (the peer listener): what the
+    host kernel's driver and the CPU's enqueue stores do to a device, and what the IOMMU
+    sends it. A user program cannot do any of this on real hardware: it names an mm and
+    its page table, or posts a command with any PASID.
+    """
+
+    @staticmethod
+    def OpenWorkQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelDeviceService/OpenWorkQueue',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.OpenWorkQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseWorkQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelDeviceService/CloseWorkQueue',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.CloseWorkQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Submit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelDeviceService/Submit',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.SubmitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
     @staticmethod
     def InvalidateDeviceTlb(request,
             target,
@@ -444,7 +503,7 @@ class AccelService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/svasim.accel.v1.AccelService/InvalidateDeviceTlb',
+            '/svasim.accel.v1.AccelDeviceService/InvalidateDeviceTlb',
             svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbRequest.SerializeToString,
             svasim_dot_accel_dot_v1_dot_accel__pb2.InvalidateDeviceTlbResponse.FromString,
             options,

@@ -459,6 +459,28 @@ DSA_HW_DESC_OP_FIELDS: Final[Mapping[str, LayoutField]] = _index(
         # TRANSL_FETCH
         LayoutField("transl_fetch_res", 40, "Q"),
         LayoutField("region_stride", 48, "I"),
+        # DIF_CHECK / DIF_STRP ("DIF check or strip")
+        LayoutField("src_dif_flags", 40, "B"),
+        LayoutField("dif_chk_flags", 42, "B"),
+        LayoutField("chk_ref_tag_seed", 48, "I"),
+        LayoutField("chk_app_tag_mask", 52, "H"),
+        LayoutField("chk_app_tag_seed", 54, "H"),
+        # DIF_INS
+        LayoutField("dest_dif_flag", 41, "B"),
+        LayoutField("dif_ins_flags", 42, "B"),
+        LayoutField("ins_ref_tag_seed", 56, "I"),
+        LayoutField("ins_app_tag_mask", 60, "H"),
+        LayoutField("ins_app_tag_seed", 62, "H"),
+        # DIF_UPDT
+        LayoutField("src_upd_flags", 40, "B"),
+        LayoutField("upd_dest_flags", 41, "B"),
+        LayoutField("dif_upd_flags", 42, "B"),
+        LayoutField("src_ref_tag_seed", 48, "I"),
+        LayoutField("src_app_tag_mask", 52, "H"),
+        LayoutField("src_app_tag_seed", 54, "H"),
+        LayoutField("dest_ref_tag_seed", 56, "I"),
+        LayoutField("dest_app_tag_mask", 60, "H"),
+        LayoutField("dest_app_tag_seed", 62, "H"),
     )
 )
 
@@ -480,6 +502,21 @@ DSA_COMP_OP_FIELDS: Final[Mapping[str, LayoutField]] = _index(
         LayoutField("rsvd2", 16, "I", 24, 8),
         LayoutField("delta_rec_size", 16, "I"),
         LayoutField("crc_val", 16, "Q"),
+        # DIF check & strip
+        LayoutField("dif_chk_ref_tag", 16, "I"),
+        LayoutField("dif_chk_app_tag_mask", 20, "H"),
+        LayoutField("dif_chk_app_tag", 22, "H"),
+        # DIF insert
+        LayoutField("dif_ins_ref_tag", 24, "I"),
+        LayoutField("dif_ins_app_tag_mask", 28, "H"),
+        LayoutField("dif_ins_app_tag", 30, "H"),
+        # DIF update
+        LayoutField("dif_upd_src_ref_tag", 16, "I"),
+        LayoutField("dif_upd_src_app_tag_mask", 20, "H"),
+        LayoutField("dif_upd_src_app_tag", 22, "H"),
+        LayoutField("dif_upd_dest_ref_tag", 24, "I"),
+        LayoutField("dif_upd_dest_app_tag_mask", 28, "H"),
+        LayoutField("dif_upd_dest_app_tag", 30, "H"),
     )
 )
 
@@ -751,6 +788,44 @@ class DsaHwDesc:
     pattern_upper = _desc_op("pattern_upper")
     #: Bytes 48-51, u32: region stride (TRANSL_FETCH).
     region_stride = _desc_op("region_stride")
+    #: Byte 40, u8: source DIF flags (DIF_CHECK, DIF_STRP).
+    src_dif_flags = _desc_op("src_dif_flags")
+    #: Byte 42, u8: DIF flags: block size in bits 1:0, CRC seed/result inversion (DIF_CHECK, DIF_STRP).
+    dif_chk_flags = _desc_op("dif_chk_flags")
+    #: Bytes 48-51, u32: source reference tag seed (DIF_CHECK, DIF_STRP).
+    chk_ref_tag_seed = _desc_op("chk_ref_tag_seed")
+    #: Bytes 52-53, u16: source application tag mask (DIF_CHECK, DIF_STRP).
+    chk_app_tag_mask = _desc_op("chk_app_tag_mask")
+    #: Bytes 54-55, u16: source application tag seed (DIF_CHECK, DIF_STRP).
+    chk_app_tag_seed = _desc_op("chk_app_tag_seed")
+    #: Byte 41, u8: destination DIF flags (DIF_INS).
+    dest_dif_flag = _desc_op("dest_dif_flag")
+    #: Byte 42, u8: DIF flags (DIF_INS).
+    dif_ins_flags = _desc_op("dif_ins_flags")
+    #: Bytes 56-59, u32: destination reference tag seed (DIF_INS).
+    ins_ref_tag_seed = _desc_op("ins_ref_tag_seed")
+    #: Bytes 60-61, u16: destination application tag mask (DIF_INS).
+    ins_app_tag_mask = _desc_op("ins_app_tag_mask")
+    #: Bytes 62-63, u16: destination application tag seed (DIF_INS).
+    ins_app_tag_seed = _desc_op("ins_app_tag_seed")
+    #: Byte 40, u8: source DIF flags (DIF_UPDT).
+    src_upd_flags = _desc_op("src_upd_flags")
+    #: Byte 41, u8: destination DIF flags (DIF_UPDT).
+    upd_dest_flags = _desc_op("upd_dest_flags")
+    #: Byte 42, u8: DIF flags (DIF_UPDT).
+    dif_upd_flags = _desc_op("dif_upd_flags")
+    #: Bytes 48-51, u32: source reference tag seed (DIF_UPDT).
+    src_ref_tag_seed = _desc_op("src_ref_tag_seed")
+    #: Bytes 52-53, u16: source application tag mask (DIF_UPDT).
+    src_app_tag_mask = _desc_op("src_app_tag_mask")
+    #: Bytes 54-55, u16: source application tag seed (DIF_UPDT).
+    src_app_tag_seed = _desc_op("src_app_tag_seed")
+    #: Bytes 56-59, u32: destination reference tag seed (DIF_UPDT).
+    dest_ref_tag_seed = _desc_op("dest_ref_tag_seed")
+    #: Bytes 60-61, u16: destination application tag mask (DIF_UPDT).
+    dest_app_tag_mask = _desc_op("dest_app_tag_mask")
+    #: Bytes 62-63, u16: destination application tag seed (DIF_UPDT).
+    dest_app_tag_seed = _desc_op("dest_app_tag_seed")
 
     def validate(self) -> None:
         """Raise ValueError (naming the field) if any field does not fit its bit width."""
@@ -826,6 +901,30 @@ class DsaCompletionRecord:
     delta_rec_size = _comp_op("delta_rec_size")
     #: Bytes 16-23, u64: CRC value (CRCGEN, COPY_CRC).
     crc_val = _comp_op("crc_val")
+    #: Bytes 16-19, u32: reference tag (DIF_CHECK, DIF_STRP).
+    dif_chk_ref_tag = _comp_op("dif_chk_ref_tag")
+    #: Bytes 20-21, u16: application tag mask (DIF_CHECK, DIF_STRP).
+    dif_chk_app_tag_mask = _comp_op("dif_chk_app_tag_mask")
+    #: Bytes 22-23, u16: application tag (DIF_CHECK, DIF_STRP).
+    dif_chk_app_tag = _comp_op("dif_chk_app_tag")
+    #: Bytes 24-27, u32: reference tag (DIF_INS).
+    dif_ins_ref_tag = _comp_op("dif_ins_ref_tag")
+    #: Bytes 28-29, u16: application tag mask (DIF_INS).
+    dif_ins_app_tag_mask = _comp_op("dif_ins_app_tag_mask")
+    #: Bytes 30-31, u16: application tag (DIF_INS).
+    dif_ins_app_tag = _comp_op("dif_ins_app_tag")
+    #: Bytes 16-19, u32: source reference tag (DIF_UPDT).
+    dif_upd_src_ref_tag = _comp_op("dif_upd_src_ref_tag")
+    #: Bytes 20-21, u16: source application tag mask (DIF_UPDT).
+    dif_upd_src_app_tag_mask = _comp_op("dif_upd_src_app_tag_mask")
+    #: Bytes 22-23, u16: source application tag (DIF_UPDT).
+    dif_upd_src_app_tag = _comp_op("dif_upd_src_app_tag")
+    #: Bytes 24-27, u32: destination reference tag (DIF_UPDT).
+    dif_upd_dest_ref_tag = _comp_op("dif_upd_dest_ref_tag")
+    #: Bytes 28-29, u16: destination application tag mask (DIF_UPDT).
+    dif_upd_dest_app_tag_mask = _comp_op("dif_upd_dest_app_tag_mask")
+    #: Bytes 30-31, u16: destination application tag (DIF_UPDT).
+    dif_upd_dest_app_tag = _comp_op("dif_upd_dest_app_tag")
 
     def validate(self) -> None:
         """Raise ValueError (naming the field) if any field does not fit its bit width."""

@@ -1,4 +1,4 @@
-"""Byte layouts of struct dsa_hw_desc and struct dsa_completion_record (svasim.model.idxd).
+"""Byte layouts of struct dsa_hw_desc and struct dsa_completion_record (svasim_api.idxd).
 
 Expected values come from include/uapi/linux/idxd.h (v6.x). Besides hand-written byte
 patterns, an independent ctypes twin of the C structs (bitfields laid out by ctypes
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from svasim.model import idxd
-from svasim.model.idxd import (
+from svasim_api import idxd
+from svasim_api.idxd import (
     DSA_COMP_ALIGN,
     DSA_COMP_SIZE,
     DSA_COMP_STATUS_MASK,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from svasim.iommu.v1 import iommu_pb2 as svasim_dot_iommu_dot_v1_dot_iommu__pb2
+from svasim_api.iommu.v1 import iommu_pb2 as svasim_dot_iommu_dot_v1_dot_iommu__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class IommuServiceStub:
-    """The IOMMU. Devices call Bind/Unbind/Translate; the host calls InvalidatePasid when it
-    changes a page table; anyone may inspect.
+    """The IOMMU, for peers only (the peer listener). Devices call Bind/Unbind/Translate and
+    PageRequest; the host calls InvalidatePasid when it changes a page table and DropMm
+    when an mm goes.
     """
 
     def __init__(self, channel):
@@ -66,21 +67,12 @@ class IommuServiceStub:
                 request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestRequest.SerializeToString,
                 response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestResponse.FromString,
                 _registered_method=True)
-        self.GetPasidEntry = channel.unary_unary(
-                '/svasim.iommu.v1.IommuService/GetPasidEntry',
-                request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryRequest.SerializeToString,
-                response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryResponse.FromString,
-                _registered_method=True)
-        self.GetIommu = channel.unary_unary(
-                '/svasim.iommu.v1.IommuService/GetIommu',
-                request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetIommuRequest.SerializeToString,
-                response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetIommuResponse.FromString,
-                _registered_method=True)
 
 
 class IommuServiceServicer:
-    """The IOMMU. Devices call Bind/Unbind/Translate; the host calls InvalidatePasid when it
-    changes a page table; anyone may inspect.
+    """The IOMMU, for peers only (the peer listener). Devices call Bind/Unbind/Translate and
+    PageRequest; the host calls InvalidatePasid when it changes a page table and DropMm
+    when an mm goes.
     """
 
     def BindDevice(self, request, context):
@@ -130,20 +122,6 @@ class IommuServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetPasidEntry(self, request, context):
-        """Returns the PASID-table entry of a device for a PASID.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetIommu(self, request, context):
-        """Returns allocator state and counters.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_IommuServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,16 +155,6 @@ def add_IommuServiceServicer_to_server(servicer, server):
                     request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestRequest.FromString,
                     response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestResponse.SerializeToString,
             ),
-            'GetPasidEntry': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetPasidEntry,
-                    request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryRequest.FromString,
-                    response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryResponse.SerializeToString,
-            ),
-            'GetIommu': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetIommu,
-                    request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetIommuRequest.FromString,
-                    response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetIommuResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'svasim.iommu.v1.IommuService', rpc_method_handlers)
@@ -196,8 +164,9 @@ def add_IommuServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class IommuService:
-    """The IOMMU. Devices call Bind/Unbind/Translate; the host calls InvalidatePasid when it
-    changes a page table; anyone may inspect.
+    """The IOMMU, for peers only (the peer listener). Devices call Bind/Unbind/Translate and
+    PageRequest; the host calls InvalidatePasid when it changes a page table and DropMm
+    when an mm goes.
     """
 
     @staticmethod
@@ -362,6 +331,78 @@ class IommuService:
             metadata,
             _registered_method=True)
 
+
+class IommuDebugServiceStub:
+    """Read-only inspection of the IOMMU for clients (the client listener), as Linux offers
+    it to root in debugfs (drivers/iommu/intel/debugfs.c). It changes nothing; the same
+    state is in the trace service's record.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetPasidEntry = channel.unary_unary(
+                '/svasim.iommu.v1.IommuDebugService/GetPasidEntry',
+                request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryRequest.SerializeToString,
+                response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryResponse.FromString,
+                _registered_method=True)
+        self.GetIommu = channel.unary_unary(
+                '/svasim.iommu.v1.IommuDebugService/GetIommu',
+                request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetIommuRequest.SerializeToString,
+                response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetIommuResponse.FromString,
+                _registered_method=True)
+
+
+class IommuDebugServiceServicer:
+    """Read-only inspection of the IOMMU for clients (the client listener), as Linux offers
+    it to root in debugfs (drivers/iommu/intel/debugfs.c). It changes nothing; the same
+    state is in the trace service's record.
+    """
+
+    def GetPasidEntry(self, request, context):
+        """Returns the PASID-table entry of a device for a PASID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIommu(self, request, context):
+        """Returns allocator state and counters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_IommuDebugServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetPasidEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPasidEntry,
+                    request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryRequest.FromString,
+                    response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryResponse.SerializeToString,
+            ),
+            'GetIommu': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIommu,
+                    request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetIommuRequest.FromString,
+                    response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetIommuResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'svasim.iommu.v1.IommuDebugService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('svasim.iommu.v1.IommuDebugService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class IommuDebugService:
+    """Read-only inspection of the IOMMU for clients (the client listener), as Linux offers
+    it to root in debugfs (drivers/iommu/intel/debugfs.c). It changes nothing; the same
+    state is in the trace service's record.
+    """
+
     @staticmethod
     def GetPasidEntry(request,
             target,
@@ -376,7 +417,7 @@ class IommuService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/svasim.iommu.v1.IommuService/GetPasidEntry',
+            '/svasim.iommu.v1.IommuDebugService/GetPasidEntry',
             svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryRequest.SerializeToString,
             svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetPasidEntryResponse.FromString,
             options,
@@ -403,7 +444,7 @@ class IommuService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/svasim.iommu.v1.IommuService/GetIommu',
+            '/svasim.iommu.v1.IommuDebugService/GetIommu',
             svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetIommuRequest.SerializeToString,
             svasim_dot_iommu_dot_v1_dot_iommu__pb2.GetIommuResponse.FromString,
             options,

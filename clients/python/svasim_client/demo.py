@@ -1,4 +1,4 @@
-"""The demo workload: the whole ENQCMD path, driven through the gRPC client.
+"""The demo: the whole ENQCMD path, driven through the gRPC client.
 
 It is what ``svasim demo`` runs against a fresh embedded fabric: a process binds to
 the shared WQ (allocating its PASID), three threads submit MEMMOVE descriptors (each
@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from svasim.cpu.v1 import cpu_pb2
-from svasim.model import idxd
+from svasim_api import idxd
+from svasim_api.cpu.v1 import cpu_pb2
 from svasim_client import Client, completion_record, memmove_descriptor
 
 OUTCOME = {
@@ -24,8 +24,8 @@ OUTCOME = {
 
 
 @dataclass
-class WorkloadResult:
-    """What the workload did and what the store recorded of it."""
+class DemoResult:
+    """What the demo did and what the store recorded of it."""
 
     run_id: str = ""
     submissions: int = 0
@@ -57,11 +57,11 @@ def _status_name(code: int) -> str:
         return f"0x{code:02x}"
 
 
-def run_workload(
+def run_demo(
     client: Client, *, threads: int = 3, per_thread: int = 4, size: int = 64 * 1024, burst: int = 40
-) -> WorkloadResult:
+) -> DemoResult:
     """Drive the demo through ``client``; returns the tally."""
-    res = WorkloadResult()
+    res = DemoResult()
     fab = client.fabric()
     res.run_id = fab.run_id
     ncpus = len(fab.cpus)

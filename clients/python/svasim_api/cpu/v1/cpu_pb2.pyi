@@ -1,4 +1,4 @@
-from svasim.common.v1 import idxd_pb2 as _idxd_pb2
+from svasim_api.common.v1 import idxd_pb2 as _idxd_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -135,6 +135,46 @@ class MunmapResponse(_message.Message):
     iotlb_invalidated: bool
     def __init__(self, pages: _Optional[int] = ..., iotlb_invalidated: _Optional[bool] = ...) -> None: ...
 
+class MprotectRequest(_message.Message):
+    __slots__ = ("pid", "address", "length", "writable")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    WRITABLE_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    address: int
+    length: int
+    writable: bool
+    def __init__(self, pid: _Optional[int] = ..., address: _Optional[int] = ..., length: _Optional[int] = ..., writable: _Optional[bool] = ...) -> None: ...
+
+class MprotectResponse(_message.Message):
+    __slots__ = ("ptes_changed", "iotlb_invalidated")
+    PTES_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    IOTLB_INVALIDATED_FIELD_NUMBER: _ClassVar[int]
+    ptes_changed: int
+    iotlb_invalidated: bool
+    def __init__(self, ptes_changed: _Optional[int] = ..., iotlb_invalidated: _Optional[bool] = ...) -> None: ...
+
+class MadviseRequest(_message.Message):
+    __slots__ = ("pid", "address", "length", "advice")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    ADVICE_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    address: int
+    length: int
+    advice: int
+    def __init__(self, pid: _Optional[int] = ..., address: _Optional[int] = ..., length: _Optional[int] = ..., advice: _Optional[int] = ...) -> None: ...
+
+class MadviseResponse(_message.Message):
+    __slots__ = ("pages", "iotlb_invalidated")
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    IOTLB_INVALIDATED_FIELD_NUMBER: _ClassVar[int]
+    pages: int
+    iotlb_invalidated: bool
+    def __init__(self, pages: _Optional[int] = ..., iotlb_invalidated: _Optional[bool] = ...) -> None: ...
+
 class WriteMemoryRequest(_message.Message):
     __slots__ = ("pid", "address", "data")
     PID_FIELD_NUMBER: _ClassVar[int]
@@ -210,10 +250,12 @@ class Thread(_message.Message):
     def __init__(self, tid: _Optional[int] = ..., pid: _Optional[int] = ..., cpu: _Optional[int] = ..., pasid_activated: _Optional[bool] = ..., saved_ia32_pasid: _Optional[int] = ..., gp_faults: _Optional[int] = ..., enqcmds: _Optional[int] = ..., exited: _Optional[bool] = ...) -> None: ...
 
 class CreateThreadRequest(_message.Message):
-    __slots__ = ("pid",)
+    __slots__ = ("pid", "parent_tid")
     PID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_TID_FIELD_NUMBER: _ClassVar[int]
     pid: int
-    def __init__(self, pid: _Optional[int] = ...) -> None: ...
+    parent_tid: int
+    def __init__(self, pid: _Optional[int] = ..., parent_tid: _Optional[int] = ...) -> None: ...
 
 class CreateThreadResponse(_message.Message):
     __slots__ = ("thread",)
@@ -252,16 +294,16 @@ class ScheduleResponse(_message.Message):
     def __init__(self, prev_tid: _Optional[int] = ..., switched_mm: _Optional[bool] = ..., cycles: _Optional[int] = ...) -> None: ...
 
 class EnqcmdRequest(_message.Message):
-    __slots__ = ("tid", "portal_address", "raw", "descriptor")
+    __slots__ = ("tid", "portal_address", "raw", "desc")
     TID_FIELD_NUMBER: _ClassVar[int]
     PORTAL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
-    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    DESC_FIELD_NUMBER: _ClassVar[int]
     tid: int
     portal_address: int
     raw: bytes
-    descriptor: _idxd_pb2.DsaDescriptor
-    def __init__(self, tid: _Optional[int] = ..., portal_address: _Optional[int] = ..., raw: _Optional[bytes] = ..., descriptor: _Optional[_Union[_idxd_pb2.DsaDescriptor, _Mapping]] = ...) -> None: ...
+    desc: _idxd_pb2.DsaDescriptor
+    def __init__(self, tid: _Optional[int] = ..., portal_address: _Optional[int] = ..., raw: _Optional[bytes] = ..., desc: _Optional[_Union[_idxd_pb2.DsaDescriptor, _Mapping]] = ...) -> None: ...
 
 class EnqcmdResponse(_message.Message):
     __slots__ = ("outcome", "zf", "gp_faults", "fixup_loaded_msr", "pasid_sent", "retry_reason", "cycles")
@@ -473,16 +515,16 @@ class HandlePageFaultResponse(_message.Message):
     def __init__(self, resolved: _Optional[bool] = ...) -> None: ...
 
 class Movdir64bRequest(_message.Message):
-    __slots__ = ("tid", "portal_address", "raw", "descriptor")
+    __slots__ = ("tid", "portal_address", "raw", "desc")
     TID_FIELD_NUMBER: _ClassVar[int]
     PORTAL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
-    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    DESC_FIELD_NUMBER: _ClassVar[int]
     tid: int
     portal_address: int
     raw: bytes
-    descriptor: _idxd_pb2.DsaDescriptor
-    def __init__(self, tid: _Optional[int] = ..., portal_address: _Optional[int] = ..., raw: _Optional[bytes] = ..., descriptor: _Optional[_Union[_idxd_pb2.DsaDescriptor, _Mapping]] = ...) -> None: ...
+    desc: _idxd_pb2.DsaDescriptor
+    def __init__(self, tid: _Optional[int] = ..., portal_address: _Optional[int] = ..., raw: _Optional[bytes] = ..., desc: _Optional[_Union[_idxd_pb2.DsaDescriptor, _Mapping]] = ...) -> None: ...
 
 class Movdir64bResponse(_message.Message):
     __slots__ = ("outcome", "gp_faults", "cycles")
@@ -495,18 +537,18 @@ class Movdir64bResponse(_message.Message):
     def __init__(self, outcome: _Optional[_Union[EnqcmdOutcome, str]] = ..., gp_faults: _Optional[int] = ..., cycles: _Optional[int] = ...) -> None: ...
 
 class EnqcmdsRequest(_message.Message):
-    __slots__ = ("tid", "device", "wq_id", "raw", "descriptor")
+    __slots__ = ("tid", "device", "wq_id", "raw", "desc")
     TID_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     WQ_ID_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
-    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    DESC_FIELD_NUMBER: _ClassVar[int]
     tid: int
     device: str
     wq_id: int
     raw: bytes
-    descriptor: _idxd_pb2.DsaDescriptor
-    def __init__(self, tid: _Optional[int] = ..., device: _Optional[str] = ..., wq_id: _Optional[int] = ..., raw: _Optional[bytes] = ..., descriptor: _Optional[_Union[_idxd_pb2.DsaDescriptor, _Mapping]] = ...) -> None: ...
+    desc: _idxd_pb2.DsaDescriptor
+    def __init__(self, tid: _Optional[int] = ..., device: _Optional[str] = ..., wq_id: _Optional[int] = ..., raw: _Optional[bytes] = ..., desc: _Optional[_Union[_idxd_pb2.DsaDescriptor, _Mapping]] = ...) -> None: ...
 
 class EnqcmdsResponse(_message.Message):
     __slots__ = ("outcome", "zf", "retry_reason", "cycles")

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from svasim.cpu.v1 import cpu_pb2 as svasim_dot_cpu_dot_v1_dot_cpu__pb2
+from svasim_api.cpu.v1 import cpu_pb2 as svasim_dot_cpu_dot_v1_dot_cpu__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -27,6 +27,14 @@ if _version_not_supported:
 
 class CpuServiceStub:
     """The client-facing API of the simulated host: what user space and the scheduler do.
+    Served on the client listener only.
+
+    Request ids: a client may send request metadata `svasim-request-id` (1 to 128
+    printable ASCII characters); the input event recording the request keeps it as
+    `request_id`. Every state-changing reply, and the refusal of a state-changing
+    request, carries trailing metadata `svasim-input-seq`: the seq of that input event,
+    so a client can find exactly what its request did (under durability "batch" only
+    when a request id was sent, since a seq exists once the input is committed).
     """
 
     def __init__(self, channel):
@@ -59,6 +67,16 @@ class CpuServiceStub:
                 '/svasim.cpu.v1.CpuService/Munmap',
                 request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MunmapRequest.SerializeToString,
                 response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MunmapResponse.FromString,
+                _registered_method=True)
+        self.Mprotect = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/Mprotect',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MprotectRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MprotectResponse.FromString,
+                _registered_method=True)
+        self.Madvise = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/Madvise',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MadviseRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MadviseResponse.FromString,
                 _registered_method=True)
         self.WriteMemory = channel.unary_unary(
                 '/svasim.cpu.v1.CpuService/WriteMemory',
@@ -149,6 +167,14 @@ class CpuServiceStub:
 
 class CpuServiceServicer:
     """The client-facing API of the simulated host: what user space and the scheduler do.
+    Served on the client listener only.
+
+    Request ids: a client may send request metadata `svasim-request-id` (1 to 128
+    printable ASCII characters); the input event recording the request keeps it as
+    `request_id`. Every state-changing reply, and the refusal of a state-changing
+    request, carries trailing metadata `svasim-input-seq`: the seq of that input event,
+    so a client can find exactly what its request did (under durability "batch" only
+    when a request id was sent, since a seq exists once the input is committed).
     """
 
     def GetFabric(self, request, context):
@@ -181,6 +207,22 @@ class CpuServiceServicer:
 
     def Munmap(self, request, context):
         """Unmaps a range; PASID-tagged IOTLB entries for it are invalidated before it returns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Mprotect(self, request, context):
+        """Changes the protection of a mapped range (mprotect(2) with PROT_READ or
+        PROT_READ | PROT_WRITE); IOTLB and device-TLB entries of the range are invalidated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Madvise(self, request, context):
+        """Gives advice about a mapped range (madvise(2)); MADV_DONTNEED (4) drops its pages, so
+        the next access faults, and invalidates their IOTLB and device-TLB entries.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -341,6 +383,16 @@ def add_CpuServiceServicer_to_server(servicer, server):
                     request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MunmapRequest.FromString,
                     response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MunmapResponse.SerializeToString,
             ),
+            'Mprotect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Mprotect,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MprotectRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MprotectResponse.SerializeToString,
+            ),
+            'Madvise': grpc.unary_unary_rpc_method_handler(
+                    servicer.Madvise,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MadviseRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.MadviseResponse.SerializeToString,
+            ),
             'WriteMemory': grpc.unary_unary_rpc_method_handler(
                     servicer.WriteMemory,
                     request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.WriteMemoryRequest.FromString,
@@ -436,6 +488,14 @@ def add_CpuServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class CpuService:
     """The client-facing API of the simulated host: what user space and the scheduler do.
+    Served on the client listener only.
+
+    Request ids: a client may send request metadata `svasim-request-id` (1 to 128
+    printable ASCII characters); the input event recording the request keeps it as
+    `request_id`. Every state-changing reply, and the refusal of a state-changing
+    request, carries trailing metadata `svasim-input-seq`: the seq of that input event,
+    so a client can find exactly what its request did (under durability "batch" only
+    when a request id was sent, since a seq exists once the input is committed).
     """
 
     @staticmethod
@@ -563,6 +623,60 @@ class CpuService:
             '/svasim.cpu.v1.CpuService/Munmap',
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.MunmapRequest.SerializeToString,
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.MunmapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Mprotect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/Mprotect',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.MprotectRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.MprotectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Madvise(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/Madvise',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.MadviseRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.MadviseResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1035,7 +1149,7 @@ class CpuService:
 
 class HostMemoryServiceStub:
     """The peer-facing side of host memory: what the IOMMU and devices reach through the
-    memory system (page-table walks and DMA). Not meant for user clients.
+    memory system (page-table walks and DMA). Served on the peer listener only.
     """
 
     def __init__(self, channel):
@@ -1068,7 +1182,7 @@ class HostMemoryServiceStub:
 
 class HostMemoryServiceServicer:
     """The peer-facing side of host memory: what the IOMMU and devices reach through the
-    memory system (page-table walks and DMA). Not meant for user clients.
+    memory system (page-table walks and DMA). Served on the peer listener only.
     """
 
     def WalkPageTable(self, request, context):
@@ -1132,7 +1246,7 @@ def add_HostMemoryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class HostMemoryService:
     """The peer-facing side of host memory: what the IOMMU and devices reach through the
-    memory system (page-table walks and DMA). Not meant for user clients.
+    memory system (page-table walks and DMA). Served on the peer listener only.
     """
 
     @staticmethod

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from svasim.trace.v1 import trace_pb2 as svasim_dot_trace_dot_v1_dot_trace__pb2
+from svasim_api.trace.v1 import trace_pb2 as svasim_dot_trace_dot_v1_dot_trace__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class TraceServiceStub:
-    """Runs, events and the state of the fabric at any event.
+    """Runs, events and the state of the fabric at any event: read-only, on the client
+    listener (Flush only waits for what is recorded to be committed).
     """
 
     def __init__(self, channel):
@@ -65,15 +66,11 @@ class TraceServiceStub:
                 request_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FollowEventsRequest.SerializeToString,
                 response_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FollowEventsResponse.FromString,
                 _registered_method=True)
-        self.DeleteRun = channel.unary_unary(
-                '/svasim.trace.v1.TraceService/DeleteRun',
-                request_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunRequest.SerializeToString,
-                response_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunResponse.FromString,
-                _registered_method=True)
 
 
 class TraceServiceServicer:
-    """Runs, events and the state of the fabric at any event.
+    """Runs, events and the state of the fabric at any event: read-only, on the client
+    listener (Flush only waits for what is recorded to be committed).
     """
 
     def ListRuns(self, request, context):
@@ -119,13 +116,6 @@ class TraceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def DeleteRun(self, request, context):
-        """Deletes a run and its events; runs replayed from it are kept, unlinked.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_TraceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,11 +149,6 @@ def add_TraceServiceServicer_to_server(servicer, server):
                     request_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FollowEventsRequest.FromString,
                     response_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.FollowEventsResponse.SerializeToString,
             ),
-            'DeleteRun': grpc.unary_unary_rpc_method_handler(
-                    servicer.DeleteRun,
-                    request_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunRequest.FromString,
-                    response_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'svasim.trace.v1.TraceService', rpc_method_handlers)
@@ -173,7 +158,8 @@ def add_TraceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TraceService:
-    """Runs, events and the state of the fabric at any event.
+    """Runs, events and the state of the fabric at any event: read-only, on the client
+    listener (Flush only waits for what is recorded to be committed).
     """
 
     @staticmethod
@@ -338,6 +324,59 @@ class TraceService:
             metadata,
             _registered_method=True)
 
+
+class TraceAdminServiceStub:
+    """What changes the record: served on the peer listener only, so that a client of the
+    fabric cannot erase what was recorded.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.DeleteRun = channel.unary_unary(
+                '/svasim.trace.v1.TraceAdminService/DeleteRun',
+                request_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunRequest.SerializeToString,
+                response_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunResponse.FromString,
+                _registered_method=True)
+
+
+class TraceAdminServiceServicer:
+    """What changes the record: served on the peer listener only, so that a client of the
+    fabric cannot erase what was recorded.
+    """
+
+    def DeleteRun(self, request, context):
+        """Deletes a run and its events; runs replayed from it are kept, unlinked. The run
+        being recorded by this process is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TraceAdminServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunRequest.FromString,
+                    response_serializer=svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'svasim.trace.v1.TraceAdminService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('svasim.trace.v1.TraceAdminService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TraceAdminService:
+    """What changes the record: served on the peer listener only, so that a client of the
+    fabric cannot erase what was recorded.
+    """
+
     @staticmethod
     def DeleteRun(request,
             target,
@@ -352,7 +391,7 @@ class TraceService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/svasim.trace.v1.TraceService/DeleteRun',
+            '/svasim.trace.v1.TraceAdminService/DeleteRun',
             svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunRequest.SerializeToString,
             svasim_dot_trace_dot_v1_dot_trace__pb2.DeleteRunResponse.FromString,
             options,
