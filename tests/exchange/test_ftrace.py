@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from svasim.exchange import SchedSwitch, parse_sched_switch, sched_to_workload, workload_to_toml
-from svasim.model.policy import policy_names
+from svasim.model.policies import policy_names
 from svasim.model.workload import Workload, run_workload
 
 DATA = Path(__file__).parent / "data"
@@ -226,6 +226,37 @@ def test_idle_is_not_a_task_and_a_resume_after_idle_is_no_switch():
     assert [(sw["cpu"], sw["process"]) for sw in data["switch"]] == [(0, "a[10]0"), (0, "b[11]0"), (1, "a[10]0")]
     for policy in policy_names():
         assert run_workload(Workload.from_dict(data), policy).counters["context_switches"] == 3
+
+
+def test_every_switch_in_of_a_submitter_submits_even_when_a_non_leader_runs_first():
+    # A task named in enqcmd_tasks executes its ENQCMDs each time it is switched in
+    # (sched_to_workload's contract); the leader of its thread group (tgid 200) running
+    # later than another submitter of the group (201) must not cost that one its ENQCMDs.
+    def line(comm: str, pid: int, tgid: str, cpu: int, ts: str, nxt: str, npid: int) -> str:
+        return (
+            f"  {comm}-{pid} ({tgid}) [{cpu:03d}] d..3 {ts}: sched_switch: prev_comm={comm} prev_pid={pid} "
+            f"prev_prio=120 prev_state=S ==> next_comm={nxt} next_pid={npid} next_prio=120\n"
+        )
+
+    text = (
+        line("<idle>", 0, "-----", 0, "1.000000", "worker", 201)
+        + line("<idle>", 0, "-----", 1, "1.000001", "app", 200)
+        + line("worker", 201, "  200", 0, "1.000002", "other", 300)
+        + line("app", 200, "  200", 1, "1.000003", "worker", 201)
+        + line("other", 300, "  300", 0, "1.000004", "app", 200)
+    )
+    data = sched_to_workload(parse_sched_switch(text), enqcmd_tasks={200: 1, 201: 1})
+    app = next(p for p in data["process"] if p["name"] == "app[200]")
+    assert app["threads"] == 2 and app["submitters"] == 2
+    # The first switch event is the non-leader (thread 1), before the leader (thread 0).
+    assert [(sw["process"], sw["thread"]) for sw in data["switch"][:2]] == [("app[200]0", 1), ("app[200]0", 0)]
+    submitter_switch_ins = sum(1 for sw in data["switch"] if sw["process"] == "app[200]0")
+    assert submitter_switch_ins == 4
+    for policy in policy_names():
+        r = run_workload(Workload.from_dict(data), policy)
+        assert r.counters["enqcmd"] == submitter_switch_ins, policy
+        assert r.counters["enqcmd_accepted"] == submitter_switch_ins, policy
+        assert r.counters["invariant_violations"] == 0, policy
 
 
 @pytest.mark.parametrize("name", SAMPLES)

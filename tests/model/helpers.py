@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from svasim.model import idxd
+from svasim_api import idxd
 
 
 def memmove_desc(src: int, dst: int, size: int, comp: int, *, flags: int | None = None) -> bytes:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from svasim.model import idxd
-from svasim.model.cpu import EnqcmdOutcome
 from svasim.model.errors import FailedPrecondition, InvalidArgument, NotFound
 from svasim.model.fabric import ModelFabric
-from svasim.model.policy import MSR_IA32_PASID_VALID
+from svasim.model.kernel import EnqcmdOutcome
+from svasim_api import idxd
 
 from .helpers import memmove_desc
+
+#: MSR_IA32_PASID_VALID is bit 31 (arch/x86/include/asm/msr-index.h; SDM ENQCMD: #GP if IA32_PASID[31] = 0).
+MSR_IA32_PASID_VALID = 1 << 31
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from svasim.model import idxd
 from svasim.model.errors import FailedPrecondition
 from svasim.model.fabric import ModelFabric
-from svasim.model.idxd import DsaCompStatus as S
+from svasim_api import idxd
+from svasim_api.idxd import DsaCompStatus as S
 
 from .helpers import memmove_desc
 
@@ -75,8 +75,9 @@ def test_the_pasid_written_in_a_descriptor_is_replaced_by_enqcmd():
 
 def test_an_unbound_pasid_reaches_nothing():
     fab, k, j, a, b, bufs = two_processes()
-    abuf, _ = bufs[a.pid]
-    k.close_wq(j, a.pid, "dsa0", 0)  # unbound; the PASID stays with the mm (no early free)
+    abuf, aportal = bufs[a.pid]
+    k.close_wq(j, a.pid, "dsa0", 0)
+    k.munmap(j, a.pid, aportal, PAGE)  # unbound; the PASID stays with the mm (no early free)
     tr = fab.iommu.translate(j, "dsa0", a.pasid, abuf, 64, False)
     assert tr.fault == "pasid_not_present" and not tr.translations
 
@@ -86,9 +87,10 @@ def test_a_freed_pasid_reaches_nothing_and_its_reuse_reaches_only_the_new_owner(
     k, j = fab.kernel, fab.journal()
     a = k.create_process(j, "a")
     abuf = k.mmap(j, a.pid, PAGE, True, True).start
-    k.open_wq(j, a.pid, "dsa0", 0)
+    aportal = k.open_wq(j, a.pid, "dsa0", 0)[0]
     old = a.pasid
     k.close_wq(j, a.pid, "dsa0", 0)
+    k.munmap(j, a.pid, aportal, PAGE)
     assert old not in fab.iommu.pasid_mm
     assert fab.iommu.translate(j, "dsa0", old, abuf, 8, False).fault == "pasid_not_present"
     c = k.create_process(j, "c")

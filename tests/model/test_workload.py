@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from svasim.compare import load_workload, shipped_workloads
-from svasim.model.policy import policy_names
+from svasim.model.policies import policy_names
 from svasim.model.workload import Workload, run_workload
 
 
@@ -34,7 +34,10 @@ def test_lazy_policy_takes_one_gp_per_submitting_thread_and_eager_none():
     lazy = run_workload(wl, "linux-5.18")
     eager = run_workload(wl, "eager-switch-mm")
     assert lazy.counters["gp"] == 3 and lazy.counters["wrmsr.pasid"] == 3
-    assert eager.counters["gp"] == 0 and eager.counters["ipi_sent"] > 0
+    # Each process opens the WQ on its first run, before its other threads run, so
+    # mm_cpumask holds only the opening CPU; smp_call_function_many_cond() (kernel/smp.c)
+    # runs the handler there without an IPI.
+    assert eager.counters["gp"] == 0 and eager.counters["ipi_sent"] == 0
     assert (
         eager.counters["cache_lines_dirtied"] > run_workload(wl, "eager-switch-mm-cmp").counters["cache_lines_dirtied"]
     )

@@ -214,11 +214,12 @@ def sched_to_workload(
       ``<comm>[<tgid>]`` after its leader's comm (or its first thread's), so its
       instance in the schedule is ``<comm>[<tgid>]0``.
     - **ENQCMD**: ``enqcmd_tasks`` maps tasks, by comm (str: every pid that had that
-      comm) or by pid (int), to the ENQCMDs they execute each time they run. Their
-      processes open dsa0's shared WQ; they are their processes' first threads (the
-      model makes a process's first ``submitters`` threads submit, and has thread 0
-      open the WQ). The model has one ENQCMD count per process, so submitters of one
-      process must be given the same count.
+      comm) or by pid (int), to the ENQCMDs they execute each time they run, from their
+      first switch-in on. Their processes open dsa0's shared WQ; they are their
+      processes' first threads (the model makes a process's first ``submitters``
+      threads submit; whichever of them runs first opens the WQ). The model has one
+      ENQCMD count per process, so submitters of one process must be given the same
+      count.
     - **Switches**: each switch-in of a task becomes one ``[[switch]]`` event, in time
       order. A switch-in that the model would not see as a context switch is dropped:
       the task is already the CPU's current thread (it only went idle in between, or

@@ -18,10 +18,9 @@ completion record, and records the transitions.
 Cost, in device cycles (CostTable): a descriptor costs ``desc_overhead`` plus
 ``ceil(bytes / engine_bytes_per_cycle)`` for the bytes its engine streamed (the
 operation's progress through its transfer, up to the point it completed or faulted; a
-descriptor rejected by the checks streams nothing). A partial completion on a page fault
-costs the same formula for the bytes it did: no page request is sent yet (issue 4), so
-there is no wait to charge. A batch costs ``desc_overhead`` for its own descriptor plus
-the descriptor list it read (64 bytes per descriptor, same rate), then each
+descriptor rejected by the checks streams nothing), plus ``page_request`` cycles for
+each page request it waited on. A batch costs ``desc_overhead`` for its own descriptor
+plus the descriptor list it read (64 bytes per descriptor, same rate), then each
 sub-descriptor its own cost, one after the other on the batch's engine. A DRAIN starts
 no earlier than the end of every descriptor its WQ dispatched before it. No source was
 found for any of these figures; they are the model's choice.
@@ -32,9 +31,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from svasim.model import dsa_ops, idxd
+from svasim.model import dsa_ops
 from svasim.model.costs import CostTable
 from svasim.model.errors import FailedPrecondition, InvalidArgument, NotFound
+from svasim.model.iommu import cached_pages, check_invalidation_range
 from svasim.model.journal import Journal
 from svasim.model.memory import PAGE_SHIFT, PAGE_SIZE
 from svasim.model.ports import (
@@ -53,6 +53,7 @@ from svasim.model.ports import (
     Translation,
 )
 from svasim.model.transition import Transition
+from svasim_api import idxd
 
 IDXD_PORTAL_UNLIMITED = 0
 IDXD_PORTAL_LIMITED = 1
@@ -62,30 +63,9 @@ IDXD_PORTAL_PAGES_PER_WQ = 4
 WQ_MODE_SHARED = "shared"
 WQ_MODE_DEDICATED = "dedicated"
 
-#: Operations this device model executes (its OPCAP). A descriptor with any other
-#: opcode completes with DSA_COMP_BAD_OPCODE, as on a device without that capability.
-SUPPORTED_OPS = dsa_ops.OPCAP
-
-#: Descriptor flags this model defines for DSA in bits 15:0 (undefined bit 6 excluded).
-#: Which of them an operation accepts, and its operation-specific flags in bits 23:16,
-#: are in :data:`svasim.model.dsa_ops.OP_FLAGS`.
-VALID_FLAGS = (
-    idxd.OpFlag.FENCE
-    | idxd.OpFlag.BOF
-    | idxd.OpFlag.CRAV
-    | idxd.OpFlag.RCR
-    | idxd.OpFlag.RCI
-    | idxd.OpFlag.CRSTS
-    | idxd.OpFlag.CR
-    | idxd.OpFlag.CC
-    | idxd.OpFlag.ADDR1_TCS
-    | idxd.OpFlag.ADDR2_TCS
-    | idxd.OpFlag.ADDR3_TCS
-    | idxd.OpFlag.CR_TCS
-    | idxd.OpFlag.STORD
-    | idxd.OpFlag.DRDBK
-    | idxd.OpFlag.DSTS
-)
+#: [SPEC] 8.1.3 and 5.8.1: the statuses for which a descriptor with RCR clear gets no
+#: completion record, and one without CRAV logs nothing in SWERROR.
+_NOT_ERRORS = frozenset({idxd.DsaCompStatus.SUCCESS, idxd.DsaCompStatus.SUCCESS_PRED, idxd.DsaCompStatus.BATCH_FAIL})
 
 
 def idxd_get_wq_portal_full_offset(wq_id: int, prot: int) -> int:
@@ -109,6 +89,10 @@ class WqConfig:
     #: WQCFG op_config (bytes 32-63): bit N enables opcode N. Operations outside the
     #: device's OPCAP stay unavailable whatever the bit says.
     op_config: int = dsa_ops.OPCAP_BITMAP
+    #: WQCFG WQ PRS Disable (Linux: the WQ's ``prs_disable`` sysfs attribute): the WQ
+    #: sends no page requests, so a page fault is never resolved by the device, even on
+    #: the addresses that always block on fault.
+    prs_disable: bool = False
 
     @property
     def max_xfer_size(self) -> int:
@@ -179,6 +163,10 @@ class Device:
         return f"wq/{self.name}/{wq.id}"
 
 
+#: The device fields a run of its engines changes (recorded by ``device.clock``).
+_DEVICE_STATE = ("now", "rr", "bytes_processed", "devtlb_hits", "devtlb_misses", "page_requests", "stall_cycles")
+
+
 def default_devices() -> list[Device]:
     """dsa0 as accel-config's 2g2q user config sets it up: a shared and a dedicated WQ.
 
@@ -206,25 +194,31 @@ def default_devices() -> list[Device]:
 class _DeviceDma:
     """The :class:`svasim.model.dsa_ops.Dma` of one descriptor: its PASID, through the IOMMU.
 
-    With block on fault in effect (BOF in the descriptor and in WQCFG), a translation
-    that stops at a page that is not present sends a page request and waits for the page
-    group response: on SUCCESS the device translates again and goes on; otherwise the
-    access fails there.
+    When a fault blocks, a translation that stops at a page that is not present sends a
+    page request and waits for the page group response: on SUCCESS the device translates
+    again and goes on; otherwise the access fails there. A fault blocks when the WQ sends
+    page requests (``prs``) and either block on fault is in effect for the descriptor
+    (``bof``: BOF in the descriptor and in WQCFG) or the address is one that always
+    blocks ([SPEC] 8.1.3).
     """
 
-    __slots__ = ("accel", "journal", "dev", "pasid", "bof")
+    __slots__ = ("accel", "journal", "dev", "pasid", "bof", "prs")
 
-    def __init__(self, accel: Accel, journal: Journal, dev: Device, pasid: int, bof: bool = False) -> None:
+    def __init__(
+        self, accel: Accel, journal: Journal, dev: Device, pasid: int, *, bof: bool = False, prs: bool = True
+    ) -> None:
         self.accel = accel
         self.journal = journal
         self.dev = dev
         self.pasid = pasid
         self.bof = bof
+        self.prs = prs
 
-    def span(self, address: int, length: int, write: bool) -> dsa_ops.Span:
+    def span(self, address: int, length: int, write: bool, *, always_block: bool = False) -> dsa_ops.Span:
         tr = self.accel._translate(self.journal, self.dev, self.pasid, address, length, write)
         refused = False
-        while self.bof and tr.fault in (FAULT_NOT_PRESENT, FAULT_PROTECTION) and tr.covered < length:
+        block = self.prs and (self.bof or always_block)
+        while block and tr.fault in (FAULT_NOT_PRESENT, FAULT_PROTECTION) and tr.covered < length:
             code = self.accel.iommu.page_request(self.journal, self.dev.name, self.pasid, tr.fault_address, write)
             self.dev.page_requests += 1
             self.dev.stall_cycles += self.accel.costs.page_request
@@ -290,12 +284,15 @@ class Accel:
             )
         bound = self.iommu.bind(journal, device, mm, pgd, dev.max_pasids)
         wq.clients[mm] = wq.clients.get(mm, 0) + 1
+        clients = {"clients": [[m, n] for m, n in sorted(wq.clients.items())]}
         if dedicated:
             # idxd_wq_set_pasid: disable the WQ, write WQCFG.pasid, enable it again.
             before = {"pasid": wq.cfg.pasid, "opener": wq.opener}
             wq.cfg.pasid = bound.pasid
             wq.opener = mm
-            journal.emit(dev.wq_entity(wq), "wq.set_pasid", before, {"pasid": bound.pasid, "opener": mm})
+            journal.emit(dev.wq_entity(wq), "wq.set_pasid", before, {"pasid": bound.pasid, "opener": mm, **clients})
+        else:
+            journal.emit(dev.wq_entity(wq), "wq.open", None, clients)
         return OpenResult(
             pasid=bound.pasid,
             pasid_allocated=bound.allocated,
@@ -319,11 +316,14 @@ class Accel:
         wq.clients[mm] -= 1
         if not wq.clients[mm]:
             del wq.clients[mm]
+        clients = {"clients": [[m, n] for m, n in sorted(wq.clients.items())]}
         if wq.cfg.mode == WQ_MODE_DEDICATED and wq.opener == mm:
             before = {"pasid": wq.cfg.pasid, "opener": mm}
             wq.cfg.pasid = 0
             wq.opener = None
-            journal.emit(dev.wq_entity(wq), "wq.set_pasid", before, {"pasid": 0, "opener": None})
+            journal.emit(dev.wq_entity(wq), "wq.set_pasid", before, {"pasid": 0, "opener": None, **clients})
+        else:
+            journal.emit(dev.wq_entity(wq), "wq.release", None, clients)
         if not unbind:
             return 0, False
         pasid, freed = self.iommu.unbind(journal, device, mm, free_if_unused)
@@ -336,7 +336,7 @@ class Accel:
         """Change WQCFG fields of a disabled WQ; every value is checked before any is set.
 
         ``changes`` may hold mode, wq_size, wq_thresh, priority, block_on_fault, op_config,
-        max_xfer_shift, max_batch_shift.
+        max_xfer_shift, max_batch_shift, prs_disable.
         """
         dev = self.device(device)
         wq = self.wq(dev, wq_id)
@@ -351,6 +351,7 @@ class Accel:
             "op_config",
             "max_xfer_shift",
             "max_batch_shift",
+            "prs_disable",
         }
         unknown = sorted(set(changes) - known)
         if unknown:
@@ -474,6 +475,13 @@ class Accel:
             detail={"desc": qd_id, "pasid": desc.pasid},
         )
         wq.queue.append(QueuedDesc(qd_id, desc, cycles, t))
+        journal.emit(
+            f"desc/{dev.name}/{qd_id}",
+            "desc.queue",
+            None,
+            {"state": "queued", "wq": wq.id, "opcode": desc.opcode, "pasid": desc.pasid, "accepted_at": cycles},
+        )
+        journal.emit(f"device/{dev.name}", "device.desc_id", None, {"next_desc_id": dev.next_desc_id})
         return SubmitResult(True, "", len(wq.queue))
 
     def _refuse(self, journal: Journal, dev: Device, wq: WorkQueue | None, reason: str, kind: str) -> SubmitResult:
@@ -514,6 +522,7 @@ class Accel:
     def _run(self, journal: Journal, dev: Device, until: int | None) -> int:
         """Dispatch queued descriptors whose start time is not after ``until``."""
         executed = 0
+        seen = {k: getattr(dev, k) for k in _DEVICE_STATE}
         while True:
             wq = self._next_wq(dev)
             if wq is None:
@@ -532,9 +541,21 @@ class Accel:
             dev.engines[engine] = start + duration
             dev.now = max(dev.now, start + duration)
             wq.last_end = max(wq.last_end, start + duration)
+            journal.emit(
+                dev.wq_entity(wq),
+                "wq.dispatch",
+                {"occupancy": len(wq.queue) + 1},
+                {"occupancy": len(wq.queue), "completed": wq.completed, "last_end": wq.last_end},
+                detail={"desc": qd.id, "engine": engine, "start": start},
+            )
+            journal.emit(f"engine/{dev.name}/{engine}", "engine.busy", None, {"busy_until": dev.engines[engine]})
             executed += 1
         if until is not None:
             dev.now = max(dev.now, until)
+        # One record of the device's clock, scheduler and counters for the whole run.
+        changed = {k: getattr(dev, k) for k in _DEVICE_STATE if getattr(dev, k) != seen[k]}
+        if changed:
+            journal.emit(f"device/{dev.name}", "device.clock", None, changed)
         return executed
 
     def _execute(self, journal: Journal, dev: Device, wq: WorkQueue, qd: QueuedDesc, engine: int, start: int) -> int:
@@ -567,17 +588,34 @@ class Accel:
         Returns its completion, whether its completion record went where it was asked to
         go, and the cycles it took (for a batch, its sub-descriptors included).
         """
-        bof = bool(desc.flags & idxd.OpFlag.BOF) and wq.cfg.block_on_fault
-        dma = _DeviceDma(self, journal, dev, pasid, bof)
+        prs = not wq.cfg.prs_disable
+        # UNVERIFIED: block on fault needs page requests, so a WQ with PRS disabled
+        # does not block whatever its block-on-fault enable says.
+        bof = bool(desc.flags & idxd.OpFlag.BOF) and wq.cfg.block_on_fault and prs
+        dma = _DeviceDma(self, journal, dev, pasid, bof=bof, prs=prs)
         stalled = dev.stall_cycles
         comp = dsa_ops.check(desc, wq.cfg, in_batch=parent is not None)
+        record: TranslateResult | None = None
+        if desc.flags & idxd.OpFlag.CRAV and not (comp is not None and comp.status == idxd.DsaCompStatus.CRA_ALIGN):
+            # [SPEC] 8.1.3: a fault on the completion record always blocks when the WQ
+            # allows page requests. 5.4: a record address that cannot be translated
+            # makes the device discard the descriptor before it runs, with the error in
+            # SWERROR. The record is translated first whether or not it will be written
+            # (UNVERIFIED for RCR = 0 and a status that writes none).
+            span = dma.span(desc.completion_addr, idxd.DSA_COMP_SIZE, True, always_block=True)
+            if span.complete:
+                record = span.xlate
+            else:
+                comp = dsa_ops.Completion(idxd.DsaCompStatus.CRA_XLAT, fault_addr=span.fault_address)
         own_bytes = 0  # bytes charged to this descriptor alone (a batch: its list)
         inner = 0  # cycles of a batch's sub-descriptors
         if comp is None and desc.opcode == idxd.DsaOpcode.BATCH:
-            runner = _BatchRun(self, journal, dev, wq, engine, pasid, entity, start)
+            runner = _BatchRun(self, journal, dev, wq, engine, pasid, entity, start, stalled)
             comp = dsa_ops.batch(desc, dma, runner)
             own_bytes = runner.list_bytes
             inner = runner.clock - runner.base
+            # The sub-descriptors' waits are in their own durations already.
+            stalled += runner.sub_stall
         elif comp is None:
             comp = dsa_ops.execute(desc, dma)
             own_bytes = comp.bytes
@@ -603,11 +641,13 @@ class Accel:
         if bof:
             detail = {**(detail or {}), "block_on_fault": True}
         journal.emit(entity, "desc.complete", None, after, cycles=own, detail=detail)
-        written = self._write_completion(journal, dev, desc, pasid, comp, bof)
+        written = self._write_completion(journal, dev, desc, comp, record)
         if desc.flags & idxd.OpFlag.RCI:
             # The completion interrupt, through the handle the descriptor names (MSI-X
             # vector or IMS entry; INT_HANDLE_INVAL is not modelled).
             journal.emit(entity, "desc.interrupt", None, {"int_handle": desc.int_handle})
+        # The device forgets a descriptor once it is complete.
+        journal.emit(entity, "desc.free", {"status": comp.status}, None)
         return comp, written, duration
 
     def _translate(
@@ -642,11 +682,21 @@ class Accel:
             return out
         dev.devtlb_misses += 1
         rest = self.iommu.translate(journal, dev.name, pasid, va, end - va, write)
+        # Each IOTLB miss is a first-level walk the request waits for.
+        dev.stall_cycles += rest.iotlb_misses * self.costs.iotlb_miss
         for t in rest.translations:
             first = t.address >> PAGE_SHIFT
             for i in range(((t.address + t.length - 1) >> PAGE_SHIFT) - first + 1):
                 old = tlb.get((pasid, first + i))
                 tlb[(pasid, first + i)] = ((t.physical >> PAGE_SHIFT) + i, write or bool(old and old[1]))
+                new = tlb[(pasid, first + i)]
+                if new != old:
+                    journal.emit(
+                        f"devtlb/{dev.name}/{pasid}/{(first + i) << PAGE_SHIFT:#x}",
+                        "devtlb.fill",
+                        None,
+                        {"pfn": new[0], "writable": new[1]},
+                    )
             last = out.translations[-1] if out.translations else None
             if last is not None and last.physical + last.length == t.physical:
                 last.length += t.length
@@ -660,20 +710,16 @@ class Accel:
         """ATS invalidation (PASID-based device-TLB invalidation, descriptor type 8) of a
         range, or of the whole PASID when ``length`` is 0; returns the entries dropped."""
         dev = self.device(device)
-        if length == 0:
-            keys = [k for k in dev.devtlb if k[0] == pasid]
-        else:
-            first, last = address >> PAGE_SHIFT, (address + length - 1) >> PAGE_SHIFT
-            keys = [(pasid, v) for v in range(first, last + 1) if (pasid, v) in dev.devtlb]
+        check_invalidation_range(address, length)
+        # Bounded by the entries cached, whatever the size of the range.
+        keys = cached_pages(dev.devtlb, pasid, address, length)
         for k in keys:
-            del dev.devtlb[k]
-        if keys:
+            pfn, writable = dev.devtlb.pop(k)
             journal.emit(
-                f"devtlb/{dev.name}",
+                f"devtlb/{dev.name}/{k[0]}/{k[1] << PAGE_SHIFT:#x}",
                 "devtlb.invalidate",
+                {"pfn": pfn, "writable": writable},
                 None,
-                None,
-                detail={"pasid": pasid, "address": address, "length": length, "dropped": len(keys)},
             )
         return len(keys)
 
@@ -699,39 +745,36 @@ class Accel:
         journal: Journal,
         dev: Device,
         desc: idxd.DsaHwDesc,
-        pasid: int,
         comp: dsa_ops.Completion,
-        bof: bool = False,
+        record: TranslateResult | None,
     ) -> bool:
-        """Write the completion record if the descriptor asks for one; False if it could not.
+        """Write the completion record where the descriptor asks for one; False if it could not.
 
-        With CRAV, the record is written when RCR asks for it and, without RCR, only when
-        the status is not SUCCESS: [DPDK] drivers/dma/idxd submits batch elements with CRAV
-        alone and, on a failed batch, reads their records, treating an unwritten one
-        (status 0) as success. Without CRAV there is nowhere to write; an error is then
-        reported through SWERR (UNVERIFIED), as is a record the device cannot write
-        (CRA_ALIGN, CRA_XLAT).
+        ``record`` is the completion record address as translated before the operation
+        ran (None if it was not, or could not be). [SPEC] 8.1.3: with RCR clear the record
+        is written only when the status is not SUCCESS (0x01), SUCCESS_PRED (0x02) or
+        BATCH_FAIL (0x05) ([DPDK] drivers/dma/idxd submits batch elements with CRAV alone
+        and, on a failed batch, reads their records, treating an unwritten one as
+        success). Without CRAV there is nowhere to write: an error goes to SWERROR, where
+        5.8.1 does not count BATCH_FAIL among the errors; nor the statuses that are not
+        errors. A record the device cannot write (CRA_ALIGN, CRA_XLAT) goes to SWERROR too.
         """
         flags = desc.flags
+        status = comp.status
         if not flags & idxd.OpFlag.CRAV:
-            if not comp.ok and comp.status != idxd.DsaCompStatus.SUCCESS_PRED:
-                self._swerr(journal, dev, f"descriptor failed with status {comp.status:#x} and no record", comp.status)
-            return True
-        if not (flags & idxd.OpFlag.RCR or not comp.ok):
+            if status not in _NOT_ERRORS:
+                self._swerr(journal, dev, f"descriptor failed with status {status:#x} and no record", status)
             return True
         addr = desc.completion_addr
-        if comp.status == idxd.DsaCompStatus.CRA_ALIGN:
-            self._swerr(journal, dev, f"completion record {addr:#x} not 32-byte aligned", comp.status)
+        if status == idxd.DsaCompStatus.CRA_ALIGN:
+            self._swerr(journal, dev, f"completion record {addr:#x} not 32-byte aligned", status)
             return False
-        # A completion record on a page that is not present is paged in by a page
-        # request too when block on fault is in effect.
-        tr = _DeviceDma(self, journal, dev, pasid, bof).span(addr, idxd.DSA_COMP_SIZE, True).xlate
-        if tr.covered < idxd.DSA_COMP_SIZE:
-            self._swerr(
-                journal, dev, f"completion record {addr:#x} not writable ({tr.fault})", idxd.DsaCompStatus.CRA_XLAT
-            )
+        if status == idxd.DsaCompStatus.CRA_XLAT or record is None:
+            self._swerr(journal, dev, f"completion record {addr:#x} not translatable", idxd.DsaCompStatus.CRA_XLAT)
             return False
-        self._write(journal, tr, idxd.pack_comp(comp.record()))
+        if not flags & idxd.OpFlag.RCR and status in _NOT_ERRORS:
+            return True
+        self._write(journal, record, idxd.pack_comp(comp.record()))
         return True
 
     def _swerr(self, journal: Journal, dev: Device, reason: str, error: int) -> None:
@@ -754,7 +797,20 @@ class _BatchRun:
     submitted) and the batch's WQ configuration.
     """
 
-    __slots__ = ("accel", "journal", "dev", "wq", "engine", "pasid", "entity", "base", "clock", "list_bytes")
+    __slots__ = (
+        "accel",
+        "journal",
+        "dev",
+        "wq",
+        "engine",
+        "pasid",
+        "entity",
+        "base",
+        "clock",
+        "list_bytes",
+        "sub_stall",
+        "stalled",
+    )
 
     def __init__(
         self,
@@ -766,6 +822,7 @@ class _BatchRun:
         pasid: int,
         entity: str,
         start: int,
+        stalled: int,
     ) -> None:
         self.accel = accel
         self.journal = journal
@@ -777,13 +834,18 @@ class _BatchRun:
         self.base = start
         self.clock = start
         self.list_bytes = 0
+        self.sub_stall = 0  # stall cycles the sub-descriptors charged to themselves
+        self.stalled = stalled  # the device's stall cycles when the batch began
 
     def fetched(self, count: int) -> None:
         self.list_bytes = count * idxd.DSA_DESC_SIZE
-        # The batch descriptor and its list come first; the sub-descriptors start after.
-        self.base = self.clock = self.clock + self.accel._cost(self.list_bytes)
+        # The batch descriptor and its list come first, with the waits for their
+        # translations (record and list); the sub-descriptors start after.
+        waited = self.dev.stall_cycles - self.stalled
+        self.base = self.clock = self.clock + self.accel._cost(self.list_bytes) + waited
 
     def run(self, index: int, sub: idxd.DsaHwDesc) -> bool:
+        stalled = self.dev.stall_cycles
         comp, written, duration = self.accel._descriptor(
             self.journal,
             self.dev,
@@ -796,4 +858,5 @@ class _BatchRun:
             (self.entity, index),
         )
         self.clock += duration
+        self.sub_stall += self.dev.stall_cycles - stalled
         return comp.ok and written

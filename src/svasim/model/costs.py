@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+#: The ``format`` of a table written by ``svasim calibrate`` (svasim/calibrate/table.py):
+#: ``entries`` maps names to ``{"cycles", "cpu_model", "method", "date", ...}``, and
+#: ``not_measured`` names the entries left at their defaults, each with the reason.
+CALIBRATED_FORMAT = "svasim-costs/1"
+_CALIBRATED_KEYS = {"format", "host", "entries", "not_measured"}
+_ENTRY_FIELDS = ("cpu_model", "method", "date")
+
 
 @dataclass(frozen=True, slots=True)
 class CostTable:
@@ -35,7 +42,9 @@ class CostTable:
     # Extra for switch_mm (CR3 write, mm_cpumask update) between processes: the 2.4 us vs
     # 1.07 us difference in the same source (reference §5 [CTX-BLOG], low confidence).
     switch_mm: int = 2660
-    # XSAVES / XRSTORS of a thread's state. No source found (reference §5).
+    # XSAVES of a thread's state when it is switched out (switch_fpu_prepare, and
+    # kernel_fpu_begin), and XRSTORS when it returns to user mode on a CPU whose registers
+    # it does not own (switch_fpu_return). No source found for either (reference §5).
     xsaves: int = 150
     xrstors: int = 150
     # A user read or write of one cache line through the page tables. No source found.
@@ -66,9 +75,12 @@ class CostTable:
     wrgsbase: int = 30
     # Loading an LDT (LLDT plus descriptor setup in load_mm_ldt). No source found.
     ldt_load: int = 300
-    # Full non-global TLB flush when a PCID is reused for another mm, and the refills that
-    # follow. No source found.
-    tlb_flush: int = 1000
+    # Full non-global TLB flush when a PCID is reused for another mm. __flush_tlb() (a CR3
+    # write), cache hot: 124 cycles on a Haswell Xeon (D. Hansen, "Re: [PATCH 0/3] TLB flush
+    # multiple pages per IPI v5", linux-mm, 2015-06-09, Message-ID 55775749.3090004@intel.com;
+    # 108 on a Westmere Xeon in the same message). The refills that follow are not included:
+    # "difficult to measure" (I. Molnar, same thread, Message-ID 20150608195237.GA15429@gmail.com).
+    tlb_flush: int = 124
     # Sending one IPI (APIC ICR write) and the sender's wait for completion in
     # on_each_cpu_mask(..., wait=true): ~1-3 us round trip (reference §5 [AMIT17][NEWS],
     # low confidence); 1.5 us at 2 GHz.
@@ -89,6 +101,11 @@ class CostTable:
     cache_line_dirty: int = 20
     # Saving or restoring the 8 KiB of AMX tile data in XSAVES/XRSTORS. No source found.
     tile_xstate: int = 500
+    # Saving or restoring the PASID state component (supervisor component 10, the 8 bytes
+    # of IA32_PASID) in XSAVES/XRSTORS. The init optimisation skips a component in its
+    # init state (IA32_PASID 0; SDM Vol. 1 13.5.8 and 13.6), so only a non-zero PASID is
+    # charged. No source found for the figure; taken as one more cache line written.
+    xstate_pasid: int = 20
     # Device: one page request and its page group response, host fault handling
     # included (the engine waits). No source found; of the order of an I/O page fault,
     # several microseconds.
@@ -100,7 +117,13 @@ class CostTable:
 
     @classmethod
     def from_mapping(cls, overrides: dict[str, Any]) -> CostTable:
-        """The defaults with ``overrides`` applied; unknown names or non-integers fail."""
+        """The defaults with ``overrides`` applied; unknown names or non-integers fail.
+
+        ``overrides`` is either a flat mapping of name -> cycles, or a calibrated table
+        (``"format": "svasim-costs/1"``, see :data:`CALIBRATED_FORMAT`).
+        """
+        if "format" in overrides:
+            overrides = cls._calibrated_overrides(overrides)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -109,3 +132,36 @@ class CostTable:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"cost {name!r} must be a non-negative integer, got {value!r}")
         return cls(**overrides)
+
+    @classmethod
+    def _calibrated_overrides(cls, table: dict[str, Any]) -> dict[str, int]:
+        """The name -> cycles of a calibrated table, after checking its every field."""
+        if table.get("format") != CALIBRATED_FORMAT:
+            raise ValueError(f"unknown cost table format {table.get('format')!r}; known: {CALIBRATED_FORMAT!r}")
+        extra = sorted(set(table) - _CALIBRATED_KEYS)
+        if extra:
+            raise ValueError(f"unknown keys {extra} in a {CALIBRATED_FORMAT} table; known: {sorted(_CALIBRATED_KEYS)}")
+        entries = table.get("entries", {})
+        skipped = table.get("not_measured", {})
+        if not isinstance(entries, dict) or not isinstance(skipped, dict):
+            raise ValueError("'entries' and 'not_measured' of a calibrated cost table are JSON objects")
+        known = {f.name for f in fields(cls)}
+        # A misspelt name under not_measured is as much a mistake as one under entries.
+        unknown = sorted((set(entries) | set(skipped)) - known)
+        if unknown:
+            raise ValueError(f"unknown cost entries {unknown}; known: {sorted(known)}")
+        both = sorted(set(entries) & set(skipped))
+        if both:
+            raise ValueError(f"cost entries {both} are both measured and not measured")
+        out: dict[str, int] = {}
+        for name, entry in entries.items():
+            if not isinstance(entry, dict):
+                raise ValueError(f"cost {name!r}: a calibrated entry is an object with cycles, cpu_model, method, date")
+            cycles = entry.get("cycles")
+            if not isinstance(cycles, int) or isinstance(cycles, bool) or cycles <= 0:
+                raise ValueError(f"cost {name!r} must have a positive integer 'cycles', got {cycles!r}")
+            absent = [k for k in _ENTRY_FIELDS if not isinstance(entry.get(k), str) or not entry[k]]
+            if absent:
+                raise ValueError(f"cost {name!r} lacks {absent}: a calibrated entry names the host, method and date")
+            out[name] = cycles
+        return out

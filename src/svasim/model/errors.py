@@ -13,6 +13,15 @@ from typing import Any
 
 #: ErrorInfo domain of every svasim error.
 DOMAIN = "svasim.dev"
+#: Longest message and ErrorInfo metadata value kept: an error echoes what the request
+#: named, and a status travels in HTTP/2 trailers, which gRPC limits to a few KiB (a
+#: longer one would reach the client as RESOURCE_EXHAUSTED instead of this error).
+MESSAGE_MAX = 1024
+METADATA_VALUE_MAX = 256
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} chars)"
 
 
 class SimError(Exception):
@@ -21,10 +30,11 @@ class SimError(Exception):
     code = "FAILED_PRECONDITION"
 
     def __init__(self, reason: str, message: str, **metadata: Any) -> None:
+        message = _bounded(message, MESSAGE_MAX)
         super().__init__(message)
         self.reason = reason
         self.message = message
-        self.metadata = {k: str(v) for k, v in metadata.items()}
+        self.metadata = {k: _bounded(str(v), METADATA_VALUE_MAX) for k, v in metadata.items()}
 
 
 class NotFound(SimError):

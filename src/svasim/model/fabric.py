@@ -11,9 +11,10 @@ from typing import Any
 
 from svasim.model.accel import Accel, Device
 from svasim.model.costs import CostTable
-from svasim.model.cpu import Kernel
 from svasim.model.iommu import Iommu
 from svasim.model.journal import Journal, Sink
+from svasim.model.kernel import Kernel
+from svasim.model.memory import DEFAULT_MEMORY_SIZE
 
 
 class _Late:
@@ -38,13 +39,22 @@ class ModelFabric:
         devices: list[Device] | None = None,
         sink: Sink | None = None,
         early_free: bool | None = None,
+        memory_size: int = DEFAULT_MEMORY_SIZE,
     ) -> None:
         costs = costs or CostTable()
         self.sink = sink
         host = _Late(lambda: self.kernel)
         self.iommu = Iommu(host, costs, ats=_Late(lambda: self.accel))
         self.accel = Accel(self.iommu, host, devices, costs)
-        self.kernel = Kernel(self.accel, self.iommu, ncpus=ncpus, policy=policy, costs=costs, early_free=early_free)
+        self.kernel = Kernel(
+            self.accel,
+            self.iommu,
+            ncpus=ncpus,
+            policy=policy,
+            costs=costs,
+            early_free=early_free,
+            memory_size=memory_size,
+        )
 
     def journal(self, service: str = "cpu") -> Journal:
         """A fresh journal for one operation."""

@@ -42,12 +42,39 @@ PASID_ENTRY_PGTT_FL_ONLY = 1
 PASID_ENTRY_PGTT_SL_ONLY = 2
 PASID_ENTRY_PGTT_NESTED = 3
 PASID_ENTRY_PGTT_PT = 4
-#: Entries per PASID table (one 4 KiB page of 64-byte entries).
-PASID_TABLE_ENTRIES = 64
 #: Page request queue: 0x1000 << PRQ_ORDER bytes of 32-byte descriptors (PRQ_ORDER 4 in
 #: Linux v6.x: 2048 entries).
 PRQ_ORDER = 4
 PRQ_ENTRIES = (0x1000 << PRQ_ORDER) // 32
+
+
+#: Addresses an invalidation descriptor can name: ADDR[63:12] of a 64-bit space.
+ADDRESS_SPACE_END = 1 << 64
+
+
+def check_invalidation_range(address: int, length: int) -> None:
+    """A range an invalidation descriptor can express (within the 64-bit address space),
+    else InvalidArgument; length 0 means the whole PASID."""
+    if address < 0 or length < 0 or address + length > ADDRESS_SPACE_END:
+        raise InvalidArgument(
+            "BAD_RANGE",
+            f"invalidation range {address:#x}+{length:#x} does not fit in the 64-bit address space",
+            address=hex(address),
+            length=hex(length),
+        )
+
+
+def cached_pages(tlb: dict[tuple[int, int], object], pasid: int, address: int, length: int) -> list[tuple[int, int]]:
+    """The keys ``(pasid, vpn)`` of a TLB cached for ``[address, address+length)`` (all of
+    the PASID when ``length`` is 0), in the TLB's order. The cost is bounded by what is
+    cached: a range of more pages than the TLB holds is answered from its entries."""
+    if length == 0:
+        return [k for k in tlb if k[0] == pasid]
+    first = address >> PAGE_SHIFT
+    last = (address + length - 1) >> PAGE_SHIFT
+    if last - first < len(tlb):
+        return [(pasid, vpn) for vpn in range(first, last + 1) if (pasid, vpn) in tlb]
+    return [k for k in tlb if k[0] == pasid and first <= k[1] <= last]
 
 
 @dataclass(slots=True)
@@ -160,6 +187,7 @@ class Iommu:
             )
         if dev is None:
             dev = self.devices[device] = IommuDevice(device, max_pasids)
+            journal.emit(f"iommu_device/{device}", "iommu_device.probe", None, {"max_pasids": max_pasids})
         existing = dev.entry(pasid)
         if existing is not None and existing.present:
             if existing.flptr != pgd:
@@ -177,7 +205,7 @@ class Iommu:
             self.mm_pasid[mm] = pasid
             self.pasid_mm[pasid] = mm
             self.mm_pgd[mm] = pgd
-            journal.emit(f"pasid/{pasid}", "pasid.alloc", None, {"mm": mm, "state": "allocated"})
+            journal.emit(f"pasid/{pasid}", "pasid.alloc", None, {"mm": mm, "pgd": pgd, "state": "allocated"})
         entry = PasidEntry(True, PASID_ENTRY_PGTT_FL_ONLY, pgd, mm)
         dev.pasid_dir.setdefault(pasid >> 6, {})[pasid & 0x3F] = entry
         journal.emit(
@@ -202,7 +230,7 @@ class Iommu:
         del dev.pasid_dir[pasid >> 6][pasid & 0x3F]
         journal.emit(f"pasid_entry/{device}/{pasid}", "pasid_entry.clear", {"present": True}, None)
         # The device's own TLB is dropped by its driver's release path, which called us.
-        self._drop_iotlb(pasid, 0, 0)
+        self._drop_iotlb(journal, pasid, 0, 0)
         if free_if_unused and not any(d.entry(pasid) is not None for d in self.devices.values()):
             self.drop_mm(journal, mm)
             return pasid, True
@@ -217,7 +245,7 @@ class Iommu:
             if dev.entry(pasid) is not None:
                 del dev.pasid_dir[pasid >> 6][pasid & 0x3F]
                 journal.emit(f"pasid_entry/{name}/{pasid}", "pasid_entry.clear", {"present": True}, None)
-        self._drop_iotlb(pasid, 0, 0)
+        self._drop_iotlb(journal, pasid, 0, 0)
         # Devices already dropped their TLBs when their files of this mm were released.
         del self.pasid_mm[pasid]
         self.mm_pgd.pop(mm, None)
@@ -265,10 +293,19 @@ class Iommu:
                 walked = self.host.walk(entry.flptr, va, end - va, write)
                 for ext in walked.extents:
                     for i in range(0, ((ext.address + ext.length - 1) >> PAGE_SHIFT) - (ext.address >> PAGE_SHIFT) + 1):
-                        self.iotlb[(pasid, (ext.address >> PAGE_SHIFT) + i)] = (
+                        key = (pasid, (ext.address >> PAGE_SHIFT) + i)
+                        old = self.iotlb.get(key)
+                        self.iotlb[key] = (
                             (ext.physical >> PAGE_SHIFT) + i,
                             ext.writable,
                         )
+                        if self.iotlb[key] != old:
+                            journal.emit(
+                                f"iotlb/{pasid}/{key[1] << PAGE_SHIFT:#x}",
+                                "iotlb.fill",
+                                None,
+                                {"pfn": self.iotlb[key][0], "writable": ext.writable},
+                            )
                 if not walked.extents:
                     result.fault = FAULT_PROTECTION if walked.protection else FAULT_NOT_PRESENT
                     result.fault_address = walked.fault_address
@@ -299,22 +336,24 @@ class Iommu:
         for name in sorted(devices):
             self.ats.invalidate_devtlb(journal, name, pasid, address, length)
 
-    def _drop_iotlb(self, pasid: int, address: int, length: int) -> int:
-        if length == 0:
-            keys = [k for k in self.iotlb if k[0] == pasid]
-        else:
-            first = address >> PAGE_SHIFT
-            last = (address + length - 1) >> PAGE_SHIFT
-            keys = [(pasid, vpn) for vpn in range(first, last + 1) if (pasid, vpn) in self.iotlb]
+    def _drop_iotlb(self, journal: Journal, pasid: int, address: int, length: int) -> int:
+        keys = cached_pages(self.iotlb, pasid, address, length)
         for k in keys:
-            del self.iotlb[k]
+            pfn, writable = self.iotlb.pop(k)
+            journal.emit(
+                f"iotlb/{k[0]}/{k[1] << PAGE_SHIFT:#x}", "iotlb.drop", {"pfn": pfn, "writable": writable}, None
+            )
         return len(keys)
 
     def invalidate(self, journal: Journal, pasid: int, address: int, length: int) -> int:
-        """PASID-based IOTLB invalidation (descriptor type 6): a range, or all of a PASID."""
+        """PASID-based IOTLB invalidation (descriptor type 6): a range, or all of a PASID.
+
+        The work is bounded by the entries cached, whatever the size of the range.
+        """
         if not 0 <= pasid < PASID_MAX:
             raise InvalidArgument("BAD_PASID", f"PASID {pasid} is not a 20-bit value", pasid=pasid)
-        dropped = self._drop_iotlb(pasid, address, length)
+        check_invalidation_range(address, length)
+        dropped = self._drop_iotlb(journal, pasid, address, length)
         # Then the device TLBs of every device using this PASID (descriptor type 8).
         users = [n for n, d in self.devices.items() if d.entry(pasid) is not None]
         self._invalidate_devices(journal, users, pasid, address, length)
@@ -341,11 +380,11 @@ class Iommu:
         self.next_prg_index = (prg + 1) % 512  # prg_index is 9 bits
         page = address & ~(PAGE_SIZE - 1)
         journal.emit(
-            f"prq/{device}",
+            "prq",
             "prq.request",
             None,
-            {"outstanding": self.prq_outstanding + 1},
-            detail={"pasid": pasid, "address": page, "write": write, "prg_index": prg, "lpig": True},
+            {"outstanding": self.prq_outstanding + 1, "next_prg_index": self.next_prg_index},
+            detail={"device": device, "pasid": pasid, "address": page, "write": write, "prg_index": prg, "lpig": True},
         )
         if self.prq_outstanding >= self.prq_entries:
             self.stats["prq_overflows"] += 1
@@ -366,10 +405,10 @@ class Iommu:
     def _respond(self, journal: Journal, device: str, pasid: int, prg: int, code: str, why: str) -> str:
         self.stats[f"prg_{code}"] += 1
         journal.emit(
-            f"prq/{device}",
+            "prq",
             "prq.response",
             None,
             {"outstanding": self.prq_outstanding},
-            detail={"pasid": pasid, "prg_index": prg, "response": code, "why": why},
+            detail={"device": device, "pasid": pasid, "prg_index": prg, "response": code, "why": why},
         )
         return code

@@ -1,30 +1,56 @@
 """PASID policies: how the kernel gets an mm's PASID into a thread's IA32_PASID MSR.
 
-Every policy implements :class:`PasidPolicy`, each in its own module under
-``svasim.model.policies``; the kernel calls its hooks at the points Linux (or the
-proposal it models) does. The invariant all of them must keep is checked by the kernel
-on every submission, never by the policy: the PASID an ENQCMD carries is the
-submitting thread's mm's current PASID.
+A policy implements :class:`PasidPolicy`, in its own module under
+``svasim.model.policies`` (whose registry names them all); the kernel calls its hooks
+at the points Linux (or the proposal it models) does. A policy sees the kernel only
+through :class:`KernelInterface`: the handful of operations a policy may perform. The
+invariant every policy must keep is checked by the kernel on every submission, never
+by the policy: the PASID an ENQCMD carries is the submitting thread's mm's current
+PASID.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import Protocol, Self
 
 from svasim.model.journal import Journal
-
-if TYPE_CHECKING:  # pragma: no cover
-    from svasim.model.cpu import CpuState, Kernel, Process, Task
-
-#: MSR_IA32_PASID and its valid bit (arch/x86/include/asm/msr-index.h).
-MSR_IA32_PASID = 0xD93
-MSR_IA32_PASID_VALID = 1 << 31
-PASID_MASK = 0xFFFFF
+from svasim.model.kernel_state import CpuState, Process, Task
 
 
-def pasid_state(pasid: int) -> int:
-    """The MSR / xstate value for an mm PASID: PASID | VALID, or 0 for none."""
-    return pasid | MSR_IA32_PASID_VALID if pasid else 0
+class KernelInterface(Protocol):
+    """The kernel operations a policy (and the IPI handler it sends) may call."""
+
+    def current(self, cpu: CpuState) -> Task | None:
+        """``current`` on ``cpu``: the task it runs, or None when idle."""
+        ...
+
+    def mm(self, pid: int) -> Process:
+        """The mm of process ``pid``."""
+        ...
+
+    def wrmsr_pasid(self, cpu: CpuState, value: int, journal: Journal, *, why: str) -> None:
+        """WRMSR to IA32_PASID on ``cpu``."""
+        ...
+
+    def set_saved_pasid(self, cpu: CpuState, task: Task, value: int, journal: Journal, *, why: str) -> None:
+        """Write the PASID component of ``task``'s XSAVE buffer."""
+        ...
+
+    def on_each_cpu_mask(
+        self,
+        sender: CpuState,
+        mask: int,
+        func: Callable[[Self, CpuState, int | None, Journal], None],
+        info: int | None,
+        journal: Journal,
+    ) -> None:
+        """Run ``func(kernel, cpu, info, journal)`` on every CPU of ``mask`` and wait."""
+        ...
+
+    def violation(self, journal: Journal, task: Task | None, invariant: str, what: str) -> None:
+        """Record a broken invariant."""
+        ...
 
 
 class PasidPolicy(Protocol):
@@ -35,24 +61,26 @@ class PasidPolicy(Protocol):
     clone_keeps_pasid: bool
     #: ENQCMD with an invalid MSR raises a fault naming the resource instead of #GP.
     lazy_resource_exception: bool
+    #: The PASID is freed on the mm's last unbind (5.10) rather than at mm teardown.
+    early_free: bool
 
-    def try_fixup_enqcmd_gp(self, kernel: Kernel, task: Task, cpu: CpuState, journal: Journal) -> bool:
+    def try_fixup_enqcmd_gp(self, kernel: KernelInterface, task: Task, cpu: CpuState, journal: Journal) -> bool:
         """Called by the #GP handler for a user-mode #GP; True means re-execute."""
         ...
 
-    def on_pasid_alloc(self, kernel: Kernel, cpu: CpuState, mm: Process, journal: Journal) -> None:
+    def on_pasid_alloc(self, kernel: KernelInterface, cpu: CpuState, mm: Process, journal: Journal) -> None:
         """Called on ``cpu`` after the mm's PASID was allocated (first bind)."""
         ...
 
-    def on_pasid_free(self, kernel: Kernel, cpu: CpuState, mm: Process, journal: Journal) -> None:
+    def on_pasid_free(self, kernel: KernelInterface, cpu: CpuState, mm: Process, journal: Journal) -> None:
         """Called on ``cpu`` after the mm's PASID was freed early (last unbind)."""
         ...
 
-    def on_switch_mm(self, kernel: Kernel, cpu: CpuState, task: Task, journal: Journal) -> None:
+    def on_switch_mm(self, kernel: KernelInterface, cpu: CpuState, task: Task, journal: Journal) -> None:
         """Called in switch_mm_irqs_off for the incoming user task."""
         ...
 
-    def on_switch_fpu_finish(self, kernel: Kernel, cpu: CpuState, task: Task, journal: Journal) -> None:
+    def on_switch_fpu_finish(self, kernel: KernelInterface, cpu: CpuState, task: Task, journal: Journal) -> None:
         """Called at the end of switch_fpu_finish for the incoming task."""
         ...
 
@@ -63,37 +91,20 @@ class PolicyBase:
     name = "base"
     clone_keeps_pasid = False
     lazy_resource_exception = False
+    early_free = False
 
-    def try_fixup_enqcmd_gp(self, kernel: Kernel, task: Task, cpu: CpuState, journal: Journal) -> bool:
+    def try_fixup_enqcmd_gp(self, kernel: KernelInterface, task: Task, cpu: CpuState, journal: Journal) -> bool:
         """No fixup: every #GP is real."""
         return False
 
-    def on_pasid_alloc(self, kernel: Kernel, cpu: CpuState, mm: Process, journal: Journal) -> None:
+    def on_pasid_alloc(self, kernel: KernelInterface, cpu: CpuState, mm: Process, journal: Journal) -> None:
         """Nothing."""
 
-    def on_pasid_free(self, kernel: Kernel, cpu: CpuState, mm: Process, journal: Journal) -> None:
+    def on_pasid_free(self, kernel: KernelInterface, cpu: CpuState, mm: Process, journal: Journal) -> None:
         """Nothing."""
 
-    def on_switch_mm(self, kernel: Kernel, cpu: CpuState, task: Task, journal: Journal) -> None:
+    def on_switch_mm(self, kernel: KernelInterface, cpu: CpuState, task: Task, journal: Journal) -> None:
         """Nothing."""
 
-    def on_switch_fpu_finish(self, kernel: Kernel, cpu: CpuState, task: Task, journal: Journal) -> None:
+    def on_switch_fpu_finish(self, kernel: KernelInterface, cpu: CpuState, task: Task, journal: Journal) -> None:
         """Nothing."""
-
-
-def policy_names() -> list[str]:
-    """Names of every policy, sorted."""
-    from svasim.model.policies import POLICIES
-
-    return sorted(POLICIES)
-
-
-def make_policy(name: str) -> PasidPolicy:
-    """The policy of that name; ValueError lists the known ones."""
-    from svasim.model.policies import POLICIES
-
-    cls = POLICIES.get(name)
-    if cls is None:
-        raise ValueError(f"unknown PASID policy {name!r}; known: {', '.join(sorted(POLICIES))}")
-    policy: PasidPolicy = cls()
-    return policy

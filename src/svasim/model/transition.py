@@ -65,4 +65,3 @@ class Transition:
             "cycles": self.cycles,
             "detail": self.detail,
         }
-

@@ -29,7 +29,9 @@ already running. A workload may instead give its schedule as a list of switch ev
     thread = 2                  # thread index within it
 
 Each thread, when it runs, touches its SIMD registers, then does its ENQCMDs, tile and
-PKRU work.
+PKRU work. A process with ``open_wq`` opens the WQ on the first run of its first thread
+or of any of its submitters, whichever comes first (the PASID is then allocated while
+other threads may be on CPUs), so every run of a submitter submits.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from svasim.model import idxd
 from svasim.model.costs import CostTable
 from svasim.model.fabric import ModelFabric
 from svasim.model.journal import Journal
+from svasim_api import idxd
 
 PROCESS_KEYS = {
     "slice_rounds",
@@ -215,15 +217,12 @@ def run_workload(
                         "n": spec.enqcmds_per_tick,
                         "pin": None if spec.migrate else len(threads) % wl.cpus,
                         "comp": comp,
-                        "open": spec.open_wq,
                         "process": proc.name,
                         "index": i,
                         "slice": spec.slice_rounds,
                     }
                 )
             if spec.open_wq:
-                # Opened from the first thread once it has run (the PASID is then
-                # allocated while other threads may be on CPUs).
                 threads[-len(tids)]["open_first"] = True
     noop: dict[int, bytes] = {}
     portals: dict[int, int] = {}
@@ -232,13 +231,14 @@ def run_workload(
         tid = t["tid"]
         k.schedule(j, tid, cpu)
         k.use_fpu(j, tid)
-        if t.get("open_first") and t["pid"] not in portals:
+        if (t.get("open_first") or t["submit"]) and t["pid"] not in portals:
+            # A submitter that runs before the process's first thread opens it itself.
             portals[t["pid"]] = k.open_wq(j, t["pid"], "dsa0", 0)[0]
         if t["pkru"]:
             k.write_pkru(j, tid, 0x55555554 ^ (tick & 1) << 2)
         if t["amx"] and k.use_tile(j, tid) == "sigill":
             return
-        if t["submit"] and t["pid"] in portals:
+        if t["submit"]:
             desc = noop.get(t["comp"])
             if desc is None:
                 desc = noop[t["comp"]] = idxd.pack_desc(

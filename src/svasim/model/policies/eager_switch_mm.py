@@ -14,13 +14,26 @@ cache line (and keeps the skipped-restore fast path).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from svasim.model.journal import Journal
-from svasim.model.policy import PolicyBase, pasid_state
+from svasim.model.kernel_state import CpuState, Process, Task, pasid_state
+from svasim.model.policy import KernelInterface, PolicyBase
 
-if TYPE_CHECKING:  # pragma: no cover
-    from svasim.model.cpu import CpuState, Kernel, Process, Task
+
+def load_mm_pasid(kernel: KernelInterface, cpu: CpuState, info: int | None, journal: Journal) -> None:
+    """The IPI handler: load the PASID of mm ``info`` if ``cpu`` runs one of its threads."""
+    cur = kernel.current(cpu)
+    mm_id = info or 0
+    if cur is None or cur.kthread or cur.pid != mm_id:
+        return
+    want = pasid_state(kernel.mm(mm_id).pasid)
+    # Write both the live MSR and the saved state, and drop register ownership, so an
+    # FPU save or restore in progress cannot lose the update.
+    if cpu.ia32_pasid != want:
+        kernel.wrmsr_pasid(cpu, want, journal, why="load_mm_pasid")
+    if cur.xstate["pasid"] != want:
+        kernel.set_saved_pasid(cpu, cur, want, journal, why="load_mm_pasid")
+    if cur.tif_need_fpu_load:
+        cur.last_cpu = -1
 
 
 class EagerSwitchMm(PolicyBase):
@@ -29,20 +42,20 @@ class EagerSwitchMm(PolicyBase):
     name = "eager-switch-mm"
     compare_first = False
 
-    def on_switch_mm(self, kernel: Kernel, cpu: CpuState, task: Task, journal: Journal) -> None:
+    def on_switch_mm(self, kernel: KernelInterface, cpu: CpuState, task: Task, journal: Journal) -> None:
         """Copy the mm's PASID into the incoming task's saved state."""
-        want = pasid_state(kernel.processes[task.pid].pasid)
+        want = pasid_state(kernel.mm(task.pid).pasid)
         if self.compare_first and task.xstate["pasid"] == want:
             return
         kernel.set_saved_pasid(cpu, task, want, journal, why=self.name)
 
-    def on_pasid_alloc(self, kernel: Kernel, cpu: CpuState, mm: Process, journal: Journal) -> None:
+    def on_pasid_alloc(self, kernel: KernelInterface, cpu: CpuState, mm: Process, journal: Journal) -> None:
         """Load the new PASID on every CPU running one of the mm's threads."""
-        kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, "load_mm_pasid", mm.pid, journal)
+        kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, load_mm_pasid, mm.pid, journal)
 
-    def on_pasid_free(self, kernel: Kernel, cpu: CpuState, mm: Process, journal: Journal) -> None:
+    def on_pasid_free(self, kernel: KernelInterface, cpu: CpuState, mm: Process, journal: Journal) -> None:
         """Clear the freed PASID everywhere the mm runs."""
-        kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, "load_mm_pasid", mm.pid, journal)
+        kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, load_mm_pasid, mm.pid, journal)
 
 
 class EagerSwitchMmCmp(EagerSwitchMm):

@@ -16,13 +16,35 @@ that borrowed the mm.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from svasim.model.journal import Journal
-from svasim.model.policy import PolicyBase
+from svasim.model.kernel_state import CpuState, Process, Task, pasid_state
+from svasim.model.policy import KernelInterface, PolicyBase
 
-if TYPE_CHECKING:  # pragma: no cover
-    from svasim.model.cpu import CpuState, Kernel, Process, Task
+
+def update_pasid(kernel: KernelInterface, cpu: CpuState, info: int | None, journal: Journal) -> None:
+    """Linux 5.10's update_pasid(), acting on whatever is current on ``cpu`` (``info`` is NULL)."""
+    cur = kernel.current(cpu)
+    if cur is None:
+        return
+    mm_id = cur.borrowed_mm if cur.kthread else cur.pid
+    if not mm_id:
+        return  # !current->mm
+    if cur.kthread:
+        # The NULL-argument IPI acts on a kernel thread that borrowed the mm.
+        kernel.violation(
+            journal,
+            cur,
+            "ipi_acted_on_kthread",
+            f"update_pasid ran for kernel thread {cur.tid} on borrowed mm {mm_id}",
+        )
+    want = pasid_state(kernel.mm(mm_id).pasid)
+    if not cur.tif_need_fpu_load:
+        if cpu.ia32_pasid != want:
+            kernel.wrmsr_pasid(cpu, want, journal, why="update_pasid")
+    elif cur.xstate["pasid"] != want:
+        # __fpu_invalidate_fpregs_state, then edit the buffer.
+        cur.last_cpu = -1
+        kernel.set_saved_pasid(cpu, cur, want, journal, why="update_pasid")
 
 
 class Linux510(PolicyBase):
@@ -32,14 +54,14 @@ class Linux510(PolicyBase):
     clone_keeps_pasid = True
     early_free = True
 
-    def on_pasid_alloc(self, kernel: Kernel, cpu: CpuState, mm: Process, journal: Journal) -> None:
+    def on_pasid_alloc(self, kernel: KernelInterface, cpu: CpuState, mm: Process, journal: Journal) -> None:
         """load_pasid(): IPI mm_cpumask with a NULL argument."""
-        kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, "update_pasid", None, journal)
+        kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, update_pasid, None, journal)
 
-    def on_pasid_free(self, kernel: Kernel, cpu: CpuState, mm: Process, journal: Journal) -> None:
+    def on_pasid_free(self, kernel: KernelInterface, cpu: CpuState, mm: Process, journal: Journal) -> None:
         """load_pasid(mm, PASID_DISABLED) after ioasid_free."""
-        kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, "update_pasid", None, journal)
+        kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, update_pasid, None, journal)
 
-    def on_switch_fpu_finish(self, kernel: Kernel, cpu: CpuState, task: Task, journal: Journal) -> None:
+    def on_switch_fpu_finish(self, kernel: KernelInterface, cpu: CpuState, task: Task, journal: Journal) -> None:
         """update_pasid() for the incoming task."""
-        kernel.update_pasid(cpu, journal)
+        update_pasid(kernel, cpu, None, journal)

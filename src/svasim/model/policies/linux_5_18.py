@@ -9,13 +9,9 @@ threads start with it clear (fpu_clone clears the PASID feature bit).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from svasim.model.journal import Journal
-from svasim.model.policy import PolicyBase, pasid_state
-
-if TYPE_CHECKING:  # pragma: no cover
-    from svasim.model.cpu import CpuState, Kernel, Task
+from svasim.model.kernel_state import CpuState, Task, pasid_state
+from svasim.model.policy import KernelInterface, PolicyBase
 
 
 class Linux518(PolicyBase):
@@ -23,9 +19,9 @@ class Linux518(PolicyBase):
 
     name = "linux-5.18"
 
-    def try_fixup_enqcmd_gp(self, kernel: Kernel, task: Task, cpu: CpuState, journal: Journal) -> bool:
+    def try_fixup_enqcmd_gp(self, kernel: KernelInterface, task: Task, cpu: CpuState, journal: Journal) -> bool:
         """The fixup of exc_general_protection, before normal #GP handling."""
-        mm = kernel.processes[task.pid]
+        mm = kernel.mm(task.pid)
         if not mm.pasid or task.pasid_activated:
             return False
         kernel.wrmsr_pasid(cpu, pasid_state(mm.pasid), journal, why="try_fixup_enqcmd_gp")

@@ -1,0 +1,110 @@
+"""The host kernel: logical CPUs, processes (mm), threads (tasks), memory and kernel paths.
+
+Each module is named after the Linux code it models and says which functions it
+follows; :class:`Kernel` composes them. Each public operation takes a
+:class:`~svasim.model.journal.Journal`, changes state, emits its transitions and
+charges its cycles to the CPU that runs it (and to counters per CPU, per thread and
+per run). Nothing here knows about gRPC, databases, threads or the wall clock.
+
+===============  ==================================================================
+``core``         the kernel's state, accounting, lookups, invariant checks
+``smp``          kernel/smp.c: on_each_cpu_mask
+``fpu``          arch/x86/kernel/fpu/: switch_fpu_prepare/finish, XSAVES, kernel_fpu_begin
+``ldt``          arch/x86/kernel/ldt.c: modify_ldt, flush_ldt, load_mm_ldt
+``tlb``          arch/x86/mm/tlb.c: switch_mm_irqs_off, choose_new_asid
+``mm``           mm/mmap.c, mm/memory.c: mmap, munmap, handle_mm_fault, user access
+``exit``         kernel/exit.c: do_exit, the mm's teardown, fatal signals
+``fork``         kernel/fork.c: copy_process, fpu_clone, copy_thread
+``exec``         fs/exec.c: execve
+``kthread``      kernel/kthread.c: kthread_use_mm
+``process``      kernel/sched/core.c context_switch, arch/x86/kernel/process_64.c __switch_to
+``traps``        arch/x86/kernel/traps.c: #GP, SIGSEGV, #NM/XFD
+``idxd_cdev``    drivers/dma/idxd/cdev.c: open/mmap/release of a WQ
+``enqcmd``       ENQCMD, ENQCMDS, MOVDIR64B, polling a completion record
+===============  ==================================================================
+
+The task, mm and CPU state types are in :mod:`svasim.model.kernel_state`, which the
+PASID policies share.
+
+Every change of kernel state is a transition. Most are recorded where they happen; the
+registers a path writes in passing (PKRU, XFD, the FPU owner, the GS base, the SIMD and
+tile contents, the XSAVE buffer, the clock) are recorded when the outermost operation
+ends, one ``cpu.state`` or ``thread.state`` per CPU or task with the fields the
+operation changed and no other transition of it recorded, and so is the frame
+allocator of physical memory (``memory.frames``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from svasim.model.journal import Journal
+from svasim.model.kernel.core import KernelCore
+from svasim.model.kernel.enqcmd import Enqcmd as _Enqcmd
+from svasim.model.kernel.enqcmd import EnqcmdOutcome, EnqcmdResult, WaitResult
+from svasim.model.kernel.exec import Exec as _Exec
+from svasim.model.kernel.kthread import Kthread as _Kthread
+from svasim.model.kernel.process import ContextSwitch as _ContextSwitch
+from svasim.model.kernel_state import CpuState, Process, Task
+
+K = TypeVar("K", bound=type[KernelCore])
+
+
+def _recorded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a public operation so that its end records the CPU and task state it changed."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen(self: KernelCore, journal: Journal, *args: Any, **kw: Any) -> Iterator[Any]:
+            # Each stretch up to an interruptible point is an operation of its own: what
+            # runs while the sequence is suspended sees its changes recorded.
+            steps = fn(self, journal, *args, **kw)
+            while True:
+                self.enter_op(journal)
+                try:
+                    point = next(steps)
+                except StopIteration:
+                    return
+                finally:
+                    self.leave_op(journal)
+                yield point
+
+        return gen
+
+    @functools.wraps(fn)
+    def op(self: KernelCore, journal: Journal, *args: Any, **kw: Any) -> Any:
+        self.enter_op(journal)
+        try:
+            return fn(self, journal, *args, **kw)
+        finally:
+            self.leave_op(journal)
+
+    return op
+
+
+#: Public methods that take a journal but are steps of an operation, not operations, or
+#: a device's write, which changes nothing the end of an operation records.
+_NOT_OPERATIONS = frozenset({"enter_op", "leave_op", "violation", "dma_write"})
+
+
+def _record_operations(cls: K) -> K:
+    """Every public method that takes a journal first is an operation of the kernel."""
+    for name in dir(cls):
+        fn = getattr(cls, name)
+        if name.startswith("_") or name in _NOT_OPERATIONS or not inspect.isfunction(fn):
+            continue
+        params = list(inspect.signature(fn).parameters)
+        if len(params) >= 2 and params[1] == "journal":
+            setattr(cls, name, _recorded(fn))
+    return cls
+
+
+@_record_operations
+class Kernel(_Exec, _Kthread, _ContextSwitch, _Enqcmd):
+    """The host's CPUs, processes, threads and memory, and the kernel's paths."""
+
+
+__all__ = ["CpuState", "EnqcmdOutcome", "EnqcmdResult", "Kernel", "Process", "Task", "WaitResult"]
