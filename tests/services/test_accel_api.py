@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from svasim.accel.v1 import accel_pb2
-from svasim.cpu.v1 import cpu_pb2
-from svasim.model import idxd
+from svasim_api import idxd
+from svasim_api.accel.v1 import accel_pb2
+from svasim_api.cpu.v1 import cpu_pb2
 from svasim_client import SvasimError, memmove_descriptor, noop_descriptor
 
 from .fabric_fixtures import running_fabric
@@ -56,11 +56,17 @@ def test_bad_wq_configurations_are_invalid_arguments_and_change_nothing(fab, fie
 def test_a_wq_with_open_files_cannot_be_disabled(fab):
     c = fab.cpu
     p = c.create_process("a")
-    c.open_wq(p.pid, "dsa0", 0)
+    wq = c.open_wq(p.pid, "dsa0", 0)
     with pytest.raises(SvasimError) as e:
         fab.accel.disable_wq("dsa0", 0)
     assert e.value.reason == "WQ_BUSY"
+    # The portal mapping holds the file too (vma->vm_file = get_file(file), mm/mmap.c):
+    # the file is released only after both close(fd) and munmap of the portal.
     c.close_wq(p.pid, "dsa0", 0)
+    with pytest.raises(SvasimError) as e:
+        fab.accel.disable_wq("dsa0", 0)
+    assert e.value.reason == "WQ_BUSY"
+    c.munmap(p.pid, wq.portal_address, 4096)
     assert not fab.accel.disable_wq("dsa0", 0).enabled
 
 

@@ -7,8 +7,8 @@ import json
 import grpc
 import pytest
 
-from svasim.cpu.v1 import cpu_pb2
-from svasim.model import idxd
+from svasim_api import idxd
+from svasim_api.cpu.v1 import cpu_pb2
 from svasim_client import SvasimError, completion_record, memmove_descriptor
 
 from .fabric_fixtures import running_fabric
@@ -59,7 +59,7 @@ def test_enqcmd_memmove_end_to_end_with_gp_fixup_and_completion_record(fab):
 
 
 def test_structured_descriptor_is_accepted_like_raw_bytes(fab):
-    from svasim.common.v1 import idxd_pb2
+    from svasim_api.common.v1 import idxd_pb2
 
     c = fab.cpu
     proc, tid, buf, comp, wq = open_app(fab)
@@ -67,7 +67,7 @@ def test_structured_descriptor_is_accepted_like_raw_bytes(fab):
     d = idxd_pb2.DsaDescriptor(
         opcode=3, flags=0xC, completion_addr=comp, src_addr=buf, dst_addr=buf + 4096, xfer_size=12
     )
-    r = c.cpu.Enqcmd(cpu_pb2.EnqcmdRequest(tid=tid, portal_address=wq.portal_address, descriptor=d))
+    r = c.cpu.Enqcmd(cpu_pb2.EnqcmdRequest(tid=tid, portal_address=wq.portal_address, desc=d))
     assert r.outcome == cpu_pb2.ENQCMD_OUTCOME_ACCEPTED
     assert c.wait_completion(tid, comp).record.status == 1
     assert c.read(proc.pid, buf + 4096, 12) == b"hello world!"
@@ -112,13 +112,15 @@ def test_bad_requests_get_rich_errors_and_change_nothing(fab, call, code, reason
 
 
 def test_unaligned_portal_offset_at_the_device_is_invalid_argument(fab):
-    from svasim.accel.v1 import accel_pb2
+    from svasim_api.accel.v1 import accel_pb2, accel_pb2_grpc
 
-    with pytest.raises(grpc.RpcError) as e:
-        fab.accel.accel.Submit(
+    # A portal store reaches the device from the CPU, so only on the peer listener.
+    with grpc.insecure_channel(fab.peer_addresses["accel"]) as ch, pytest.raises(grpc.RpcError) as e:
+        accel_pb2_grpc.AccelDeviceServiceStub(ch).Submit(
             accel_pb2.SubmitRequest(
                 device="dsa0", portal_offset=0x1008, command=bytes(64), kind=accel_pb2.STORE_KIND_ENQCMD
-            )
+            ),
+            timeout=10,
         )
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "64-byte aligned" in e.value.details()

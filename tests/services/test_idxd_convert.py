@@ -9,17 +9,6 @@ from google.protobuf.message import Message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from svasim.common.v1 import idxd_pb2
-from svasim.model.idxd import (
-    DsaCompletionRecord,
-    DsaCompStatus,
-    DsaHwDesc,
-    DsaOpcode,
-    OpFlag,
-    pack_comp,
-    pack_desc,
-    unpack_desc,
-)
 from svasim.rpc.idxd_convert import (
     comp_bytes_from_proto,
     comp_from_proto,
@@ -29,6 +18,17 @@ from svasim.rpc.idxd_convert import (
     desc_from_proto,
     desc_proto_from_bytes,
     desc_to_proto,
+)
+from svasim_api.common.v1 import idxd_pb2
+from svasim_api.idxd import (
+    DsaCompletionRecord,
+    DsaCompStatus,
+    DsaHwDesc,
+    DsaOpcode,
+    OpFlag,
+    pack_comp,
+    pack_desc,
+    unpack_desc,
 )
 
 

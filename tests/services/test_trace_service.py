@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 
 import grpc
 import pytest
 
-from svasim.trace.v1 import trace_pb2
-from svasim_client import SvasimError
+from svasim_api.errors import error_info
+from svasim_api.trace.v1 import trace_pb2
+from svasim_client import Client, SvasimError
 
 from .fabric_fixtures import running_fabric
 
@@ -80,9 +82,78 @@ def test_delete_run_removes_it_and_its_events_but_not_the_live_run(fab):
     store = Store.open(fab.db)
     old = store.create_run(name="old", config={}, policy="linux-5.18", seed=0, version="t")
     store.append(old.id, [Transition("cpu", "x/1", "x.set", None, {"v": 1})])
-    c = fab.cpu
-    assert c.delete_run("old") == 1
-    assert "old" not in [r.name for r in c.runs()]
+    # Deleting changes the record: an act of the peer (admin) listener, not of clients.
     with pytest.raises(SvasimError) as e:
-        c.delete_run(fab.run_id)
-    assert e.value.reason == "RUN_IS_LIVE"
+        fab.cpu.delete_run("old")
+    assert e.value.code == grpc.StatusCode.UNIMPLEMENTED
+    admin = Client(fab.peer_addresses["cpu"])
+    try:
+        assert admin.delete_run("old") == 1
+        assert "old" not in [r.name for r in fab.cpu.runs()]
+        with pytest.raises(SvasimError) as e:
+            admin.delete_run(fab.run_id)
+        assert e.value.reason == "RUN_IS_LIVE"
+    finally:
+        admin.close()
+
+
+def _reason(e: grpc.RpcError) -> str:
+    info = error_info(e)
+    assert info is not None, "the refusal carries no ErrorInfo"
+    return info.reason
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"from_seq": 2**63}, {"to_seq": 2**63}, {"from_seq": 2**64 - 1}, {"to_seq": 2**64 - 1}],
+    ids=["from-2^63", "to-2^63", "from-max", "to-max"],
+)
+def test_list_events_with_a_seq_no_event_can_have_is_invalid_argument(fab, fields):
+    with pytest.raises(grpc.RpcError) as e:
+        fab.cpu.trace.ListEvents(trace_pb2.ListEventsRequest(run=fab.run_id, **fields), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _reason(e.value) == "SEQ_OUT_OF_RANGE"
+
+
+def test_a_page_token_carrying_a_seq_beyond_2_63_is_invalid_argument(fab):
+    c = fab.cpu
+    p = c.create_process("a")
+    for _ in range(3):
+        c.mmap(p.pid, 4096)
+    c.flush()
+    token = c.trace.ListEvents(trace_pb2.ListEventsRequest(run=fab.run_id, page_size=2)).next_page_token
+    assert token
+    # Forge the token's position (its encoding is base64 JSON) and keep its filter binding.
+    data = json.loads(base64.urlsafe_b64decode(token))
+    data["a"] = 2**63
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+    with pytest.raises(grpc.RpcError) as e:
+        c.trace.ListEvents(trace_pb2.ListEventsRequest(run=fab.run_id, page_size=2, page_token=forged), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _reason(e.value) == "BAD_PAGE_TOKEN"
+
+
+def test_follow_from_a_seq_beyond_2_63_is_invalid_argument(fab):
+    with pytest.raises(grpc.RpcError) as e:
+        for _ in fab.cpu.trace.FollowEvents(trace_pb2.FollowEventsRequest(run=fab.run_id, from_seq=2**63), timeout=5):
+            pass
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _reason(e.value) == "SEQ_OUT_OF_RANGE"
+
+
+def test_get_state_without_at_seq_is_the_state_after_the_last_event(fab):
+    c = fab.cpu
+    p = c.create_process("a")
+    c.mmap(p.pid, 8192, populate=True)
+    c.flush()
+    last = c.events(fab.run_id)[-1].seq
+    now = c.trace.GetState(trace_pb2.GetStateRequest(run=fab.run_id), timeout=10)
+    at_last = c.trace.GetState(trace_pb2.GetStateRequest(run=fab.run_id, at_seq=last), timeout=10)
+    assert now.at_seq == last
+    assert list(now.entities) == list(at_last.entities) and len(now.entities) > 0
+    with pytest.raises(grpc.RpcError) as e:
+        c.trace.GetState(trace_pb2.GetStateRequest(run=fab.run_id, at_seq=last + 10**6), timeout=10)
+    assert e.value.code() == grpc.StatusCode.OUT_OF_RANGE and _reason(e.value) == "SEQ_PAST_END"
+    with pytest.raises(grpc.RpcError) as e:
+        c.trace.GetState(trace_pb2.GetStateRequest(run=fab.run_id, at_seq=2**63), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and _reason(e.value) == "SEQ_OUT_OF_RANGE"

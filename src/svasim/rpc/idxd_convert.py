@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from svasim.common.v1 import idxd_pb2
-from svasim.model.idxd import (
+from svasim_api.common.v1 import idxd_pb2
+from svasim_api.idxd import (
     DSA_COMP_OP_SPECIFIC_SIZE,
     DSA_DESC_OP_SPECIFIC_OFFSET,
     DSA_DESC_OP_SPECIFIC_SIZE,

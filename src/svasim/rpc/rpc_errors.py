@@ -1,27 +1,21 @@
-"""The one place that builds rich gRPC errors, and the one that unpacks them.
+"""Model errors to and from gRPC statuses, over the rich-error helpers of :mod:`svasim_api.errors`.
 
-A refused request gets a canonical status code and a ``google.rpc.Status`` whose
-details hold an ``ErrorInfo`` (reason, domain, metadata), so a client in any language
-can act on ``reason`` rather than parse the message.
+A :class:`~svasim.model.errors.SimError` raised by the model aborts the RPC with its
+canonical code and an ``ErrorInfo``; a peer's refusal that comes back over gRPC becomes a
+SimError again, so the model code calling a peer sees the same exception in either wiring.
 """
 
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
-from svasim.model.errors import DOMAIN, SimError
+from svasim.model.errors import SimError
+from svasim_api.errors import error_info, rich_status
 
 
 def to_status(err: SimError) -> grpc.Status:
     """A grpc.Status carrying the error's code, message and ErrorInfo."""
-    info = error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata)
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    status = status_pb2.Status(code=getattr(code_pb2, err.code), message=err.message, details=[detail])
-    return rpc_status.to_status(status)
+    return rich_status(grpc.StatusCode[err.code], err.reason, err.message, err.metadata)
 
 
 def abort(context: grpc.ServicerContext, err: SimError) -> None:
@@ -39,25 +33,7 @@ class RemoteError(SimError):
 
 def from_rpc_error(e: grpc.RpcError) -> SimError | None:
     """The SimError a peer raised, unpacked from its rich status; None if it had none."""
-    status = rpc_status.from_call(e)  # type: ignore[arg-type]
-    if status is None:
+    info = error_info(e)
+    if info is None:
         return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return RemoteError(e.code().name, info.reason, status.message, dict(info.metadata))
-    return None
-
-
-def error_info(e: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """The ErrorInfo of a failed call, for clients."""
-    status = rpc_status.from_call(e)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    return None
+    return RemoteError(e.code().name, info.reason, e.details() or "", dict(info.metadata))  # type: ignore[attr-defined]

@@ -11,14 +11,10 @@ cause, whichever process commits first.
 from __future__ import annotations
 
 import time
-from contextvars import ContextVar
 from typing import Any
 
 import grpc
 
-from svasim.accel.v1 import accel_pb2, accel_pb2_grpc
-from svasim.cpu.v1 import cpu_pb2, cpu_pb2_grpc
-from svasim.iommu.v1 import iommu_pb2, iommu_pb2_grpc
 from svasim.model.errors import SimError
 from svasim.model.journal import Journal
 from svasim.model.memory import Extent, WalkResult
@@ -31,50 +27,23 @@ from svasim.model.ports import (
     Translation,
 )
 from svasim.model.transition import Cause, Transition
-from svasim.rpc.core import RecorderLike
-from svasim.rpc.rpc_errors import from_rpc_error
+from svasim.rpc.accel import STORE_KINDS
+from svasim.rpc.common import CAUSE_KEY, DEADLINE, LAST_KEY, DeadlineExceeded, RecorderLike
+from svasim.rpc.iommu import FAULTS, PAGE_RESPONSES
+from svasim.rpc.rpc_errors import RemoteError, from_rpc_error
+from svasim.wiring.incarnation import PEER_REASONS, Incarnations, identity_from
+from svasim_api.accel.v1 import accel_pb2, accel_pb2_grpc
+from svasim_api.cpu.v1 import cpu_pb2, cpu_pb2_grpc
+from svasim_api.iommu.v1 import iommu_pb2, iommu_pb2_grpc
 
-CAUSE_KEY = "svasim-cause"
-LAST_KEY = "svasim-last"
-
-STORE_KINDS = {
-    "enqcmd": accel_pb2.STORE_KIND_ENQCMD,
-    "enqcmds": accel_pb2.STORE_KIND_ENQCMDS,
-    "movdir64b": accel_pb2.STORE_KIND_MOVDIR64B,
-}
-
-FAULTS = {
-    iommu_pb2.FAULT_REASON_UNSPECIFIED: "",
-    iommu_pb2.FAULT_REASON_NOT_PRESENT: "not_present",
-    iommu_pb2.FAULT_REASON_PROTECTION: "protection",
-    iommu_pb2.FAULT_REASON_PASID_NOT_PRESENT: "pasid_not_present",
-    iommu_pb2.FAULT_REASON_PASID_OUT_OF_RANGE: "pasid_out_of_range",
-}
-FAULT_CODES = {v: k for k, v in FAULTS.items()}
-
-PAGE_RESPONSES = {
-    iommu_pb2.PAGE_RESPONSE_CODE_SUCCESS: "success",
-    iommu_pb2.PAGE_RESPONSE_CODE_INVALID: "invalid",
-    iommu_pb2.PAGE_RESPONSE_CODE_FAILURE: "failure",
-}
-PAGE_RESPONSE_CODES = {v: k for k, v in PAGE_RESPONSES.items()}
-
-
-#: The monotonic time by which the client request being served must be answered; peer
-#: calls made for it get no more than what is left (the client's deadline propagates).
-DEADLINE: ContextVar[float | None] = ContextVar("svasim_deadline", default=None)
+#: Largest message between peers (a DMA of a long transfer), as the servers accept.
+MAX_MESSAGE = 80 * 1024 * 1024
 
 
 class PeerUnavailable(SimError):
     """A peer service could not be reached."""
 
     code = "UNAVAILABLE"
-
-
-class DeadlineExceeded(SimError):
-    """The client's deadline ran out while the request waited on a peer."""
-
-    code = "DEADLINE_EXCEEDED"
 
 
 def cause_seq(cause: Cause) -> int:
@@ -88,31 +57,63 @@ def cause_seq(cause: Cause) -> int:
     return cause.seq
 
 
-def cause_from_metadata(metadata: Any) -> int | None:
-    """The cause seq sent by a peer, if any."""
-    for key, value in metadata or ():
-        if key == CAUSE_KEY and value:
-            n = int(value)
-            return n or None
-    return None
-
-
 class _Stubbed:
     """Shared plumbing: flush, call with the cause, follow the peer's last seq."""
 
-    def __init__(self, target: str, recorder: RecorderLike, *, timeout: float = 30.0, name: str) -> None:
+    def __init__(
+        self,
+        target: str,
+        recorder: RecorderLike,
+        *,
+        timeout: float = 30.0,
+        name: str,
+        credentials: grpc.ChannelCredentials | None = None,
+        incarnations: Incarnations | None = None,
+    ) -> None:
         self.target = target
-        self.channel = grpc.insecure_channel(target)
+        # ``target`` is the peer listener of the process hosting the service; with peer
+        # mTLS this process presents its certificate and checks the peer's.
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+        self.channel = (
+            grpc.insecure_channel(target, options)
+            if credentials is None
+            else grpc.secure_channel(target, credentials, options)
+        )
         self.recorder = recorder
         self.timeout = timeout
         self.name = name
+        self.incarnations = incarnations
 
     def _call(self, method: Any, request: Any, journal: Journal | None) -> Any:
+        try:
+            return self._call_once(method, request, journal)
+        except RemoteError as e:
+            inc = self.incarnations
+            if (
+                inc is None
+                or e.reason != "PEER_RESTARTED"
+                or e.metadata.get("known_incarnation") != inc.seen.get(self.name)
+                or inc.holds(self.name)
+            ):
+                raise
+            # The peer restarted, but nothing here depends on its old state any more:
+            # take the new incarnation, and call again (the peer refused before acting).
+            inc.forget(self.name)
+            return self._call_once(method, request, journal)
+
+    def _call_once(self, method: Any, request: Any, journal: Journal | None) -> Any:
         metadata: tuple[tuple[str, str], ...] = ()
-        if journal is not None and journal.last is not None:
-            if isinstance(journal.last, Transition) and journal.last.seq is None:
+        if journal is not None:
+            # Commit what this request made so far before the peer acts, so the peer's
+            # transitions are ordered after ours: its last one, and any the journal made
+            # before it followed an older cause (journal.follow).
+            unsent = bool(journal.transitions) and journal.transitions[-1].seq is None
+            if unsent or (isinstance(journal.last, Transition) and journal.last.seq is None):
                 self.recorder.flush()
-            metadata = ((CAUSE_KEY, str(cause_seq(journal.last))),)
+            if journal.last is not None:
+                metadata = ((CAUSE_KEY, str(cause_seq(journal.last))),)
+        if self.incarnations is not None:
+            metadata += self.incarnations.metadata(self.name)
         timeout = self.timeout
         deadline = DEADLINE.get()
         if deadline is not None:
@@ -126,6 +127,9 @@ class _Stubbed:
             response, call = method.with_call(request, metadata=metadata, timeout=timeout)
         except grpc.RpcError as e:
             err = from_rpc_error(e)
+            if err is None or err.reason not in PEER_REASONS:
+                # The peer's own refusal of us says more than what we make of its identity.
+                self._meet(e.trailing_metadata() if isinstance(e, grpc.Call) else None)
             if err is not None:
                 raise err from None
             raise PeerUnavailable(
@@ -134,11 +138,20 @@ class _Stubbed:
                 peer=self.name,
                 target=self.target,
             ) from None
+        # A reply from a new incarnation of a peer whose state we hold is not used.
+        self._meet(call.trailing_metadata())
         if journal is not None:
             for key, value in call.trailing_metadata() or ():
                 if key == LAST_KEY and value and int(value):
                     journal.follow(int(value))
         return response
+
+    def _meet(self, trailing: Any) -> None:
+        if self.incarnations is None:
+            return
+        peer = identity_from(trailing)
+        if peer is not None:
+            self.incarnations.meet(peer, (self.name,))
 
     def close(self) -> None:
         """Close the channel."""
@@ -150,7 +163,8 @@ class GrpcAccelPort(_Stubbed):
 
     def __init__(self, target: str, recorder: RecorderLike, **kw: Any) -> None:
         super().__init__(target, recorder, name="accel", **kw)
-        self.stub = accel_pb2_grpc.AccelServiceStub(self.channel)
+        self.stub = accel_pb2_grpc.AccelDeviceServiceStub(self.channel)
+        self.service_stub = accel_pb2_grpc.AccelServiceStub(self.channel)
 
     def open_wq(self, journal: Journal, device: str, wq_id: int, mm: int, pgd: int) -> OpenResult:
         r = self._call(
@@ -193,7 +207,9 @@ class GrpcAccelPort(_Stubbed):
         return int(r.entries_dropped)
 
     def advance(self, journal: Journal, device: str, until_cycles: int) -> AdvanceResult:
-        r = self._call(self.stub.Advance, accel_pb2.AdvanceRequest(device=device, until_cycles=until_cycles), journal)
+        r = self._call(
+            self.service_stub.Advance, accel_pb2.AdvanceRequest(device=device, until_cycles=until_cycles), journal
+        )
         return AdvanceResult(r.executed, r.cycles)
 
 

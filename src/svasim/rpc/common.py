@@ -1,0 +1,491 @@
+"""What every service shares: the core behind a lock, the ``rpc`` decorator, and the two
+ways a request runs (a state change, recorded; a read, not recorded).
+
+A core is what a gRPC servicer and an in-process peer both call. It records client
+requests as inputs, runs the model with a :class:`Journal` whose transitions flow to the
+recorder as they are made, and, when durability is asked for, waits until they are
+committed before the request is acknowledged.
+
+Who is calling is decided by the listener the call arrived on, never by what the caller
+says: a servicer on the client listener runs every state-changing request as a client
+input (recorded, one whole request at a time); one on the peer listener runs it as a
+part of some client request of a peer process. Causality between peers crosses the wire
+in metadata: a peer sends the seq of the cause of its call as ``svasim-cause`` and gets
+back the seq of the callee's last transition as trailing metadata ``svasim-last`` (see
+:mod:`svasim.wiring.grpc_ports`). A client may name its request (``svasim-request-id``)
+and gets back the seq of the input that recorded it (``svasim-input-seq``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.json_format import MessageToDict
+from google.rpc import error_details_pb2, status_pb2
+
+from svasim.model.errors import InvalidArgument, SimError
+from svasim.model.journal import Journal
+from svasim.model.transition import INPUT_KIND, Cause, Transition
+from svasim.rpc.rpc_errors import to_status
+from svasim.wiring.incarnation import INCARNATION_KEY, Incarnations, expected_from, identity_from
+
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+DURABILITY_COMMIT = "commit"
+DURABILITY_BATCH = "batch"
+
+CAUSE_KEY = "svasim-cause"
+LAST_KEY = "svasim-last"
+REQUEST_ID_KEY = "svasim-request-id"
+INPUT_SEQ_KEY = "svasim-input-seq"
+#: Longest request id a client may send.
+REQUEST_ID_MAX = 128
+
+log = logging.getLogger("svasim.rpc")
+
+#: The monotonic time by which the client request being served must be answered; peer
+#: calls made for it get no more than what is left (the client's deadline propagates).
+DEADLINE: ContextVar[float | None] = ContextVar("svasim_deadline", default=None)
+#: Trailing metadata the request being served will answer with (set per call by ``rpc``).
+_TRAILING: ContextVar[list[tuple[str, str]] | None] = ContextVar("svasim_trailing", default=None)
+
+
+class InternalError(SimError):
+    """A fault of the fabric itself, not of the request (its traceback is in the log)."""
+
+    code = "INTERNAL"
+
+
+class DeadlineExceeded(SimError):
+    """The client's deadline ran out while the request waited (on a peer, or its turn)."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
+class Saturated(SimError):
+    """Too many client requests are waiting for their turn: come back after ``retry_after`` s."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, retry_after: float, **metadata: Any) -> None:
+        super().__init__("FABRIC_BUSY", message, **metadata)
+        self.retry_after = retry_after
+
+
+class RequestGate:
+    """The turn of client requests through a process: one at a time, whole and in order
+    (a run is then a sequence of whole requests, which is what replay feeds back), with a
+    bounded queue. A request that would wait beyond ``max_queued`` others, or longer than
+    ``timeout`` seconds, is refused with :class:`Saturated` instead of waiting silently.
+
+    Peer calls never pass the gate, so a call-back from a peer into a process whose own
+    client request is waiting on that peer cannot wait for the gate.
+    """
+
+    def __init__(self, *, max_queued: int = 8, timeout: float = 5.0) -> None:
+        if max_queued < 0 or timeout < 0:
+            raise ValueError("max_queued and timeout must be >= 0")
+        self.max_queued = max_queued
+        self.timeout = timeout
+        # Reentrant: a request may read (client_read) before it changes (client_call).
+        self._turn = threading.RLock()
+        self._lock = threading.Lock()
+        self.waiting = 0
+        #: Moving average of how long a request holds its turn (seconds), for RetryInfo.
+        self.hold = 0.001
+
+    def _wait(self) -> None:
+        with self._lock:
+            if self.waiting >= self.max_queued:
+                raise Saturated(
+                    f"{self.waiting} requests are waiting already; retry later",
+                    self._retry_after(),
+                    waiting=self.waiting,
+                )
+            self.waiting += 1
+        deadline = DEADLINE.get()
+        timeout = self.timeout if deadline is None else max(0.0, min(self.timeout, deadline - time.monotonic()))
+        try:
+            got = self._turn.acquire(timeout=timeout)
+        finally:
+            with self._lock:
+                self.waiting -= 1
+        if not got:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded("DEADLINE_EXCEEDED", "the request's deadline passed while it waited its turn")
+            raise Saturated(f"no turn within {self.timeout:g} s; retry later", self._retry_after())
+
+    def _retry_after(self) -> float:
+        return min(5.0, max(0.01, self.hold * (self.waiting + 1)))
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait for this request's turn, or raise Saturated/DeadlineExceeded."""
+        if not self._turn.acquire(blocking=False):
+            self._wait()
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            held = time.monotonic() - started
+            self._turn.release()
+            with self._lock:
+                self.hold += (held - self.hold) / 8
+
+
+def cause_from_metadata(metadata: Any) -> int | None:
+    """The cause seq sent by a peer, if any."""
+    for key, value in metadata or ():
+        if key == CAUSE_KEY and value:
+            try:
+                n = int(value)
+            except ValueError:
+                raise InvalidArgument("BAD_CAUSE", f"{CAUSE_KEY} must be a seq, got {value!r}") from None
+            if not 0 <= n < 2**63:
+                # No event can have such a seq: refused before it reaches the recorder,
+                # where the store would refuse it at commit after the request was served.
+                raise InvalidArgument("BAD_CAUSE", f"{CAUSE_KEY} {n} is not a seq (0 .. 2**63-1)", cause=str(n))
+            return n or None
+    return None
+
+
+class RecorderLike(Protocol):
+    """What a core needs of the recorder (svasim.store.Recorder)."""
+
+    def append(self, transitions: list[Transition]) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> None: ...
+
+    def wait_durable(self, t: Transition, timeout: float | None = None) -> None: ...
+
+
+class ServiceCore:
+    """Common request handling of the cpu, iommu and accel cores."""
+
+    service = ""
+
+    def __init__(
+        self,
+        *,
+        recorder: RecorderLike,
+        gate: RequestGate,
+        durability: str = DURABILITY_COMMIT,
+    ) -> None:
+        if durability not in (DURABILITY_COMMIT, DURABILITY_BATCH):
+            raise ValueError(f"durability must be {DURABILITY_COMMIT!r} or {DURABILITY_BATCH!r}")
+        self.recorder = recorder
+        #: Shared by the cores of a process: one client request at a time through it.
+        self.gate = gate
+        self.durability = durability
+        # Guards the model. Peers of the same process may call in on the same thread, so
+        # the cpu core releases it around its outbound calls (see svasim.wiring.local).
+        self.lock = threading.Lock()
+        #: This process's incarnation and the peers' it met (None: no peers elsewhere).
+        self.incarnations: Incarnations | None = None
+
+    def holds_state_of(self, service: str) -> str:
+        """What this core's model holds of ``service``'s state, in a few words ("" for
+        nothing): a restart of that service loses what this describes."""
+        return ""
+
+    def _sink(self, t: Transition) -> None:
+        self.recorder.append([t])
+
+    def client_call(
+        self,
+        method: str,
+        request: dict[str, Any],
+        fn: Callable[[Journal], R],
+        *,
+        request_id: str | None = None,
+        on_input: Callable[[Transition], None] | None = None,
+    ) -> R:
+        """Run a state-changing client request: record it as an input, then run it.
+
+        A refused request is recorded too (``request.rejected``), so that a replay
+        can check it is refused again; the model itself changed nothing. The input
+        (with its seq once committed) is handed to ``on_input`` when the request ends,
+        refused or not.
+        """
+        after: dict[str, Any] = {"method": method, "request": request}
+        if request_id is not None:
+            after["request_id"] = request_id
+        with self.gate.turn():
+            inp = Transition(self.service, "client", INPUT_KIND, None, after)
+            self.recorder.append([inp])
+            journal = Journal(self.service, self._sink, inp)
+            refusal: SimError | None = None
+            try:
+                with self.lock:
+                    result = fn(journal)
+            except SimError as e:
+                journal.emit(
+                    "client",
+                    "request.rejected",
+                    None,
+                    None,
+                    detail={"method": method, "code": e.code, "reason": e.reason},
+                )
+                refusal = e
+        # The next request may run while this one waits for its commit.
+        self._wait(journal.last, inp, request_id)
+        if on_input is not None:
+            on_input(inp)
+        if refusal is not None:
+            raise refusal
+        return result
+
+    def client_read(self, fn: Callable[[], R]) -> R:
+        """Run a request that changes nothing (not recorded)."""
+        with self.gate.turn(), self.lock:
+            return fn()
+
+    def peer_call(self, cause: Cause, fn: Callable[[Journal], R]) -> tuple[R, Cause]:
+        """Run a peer's request caused by ``cause``; returns the result and our last transition."""
+        journal = Journal(self.service, self._sink, cause)
+        with self.lock:
+            result = fn(journal)
+        return result, journal.last
+
+    def peer_read(self, fn: Callable[[], R]) -> R:
+        """Run a peer's request that changes nothing."""
+        with self.lock:
+            return fn()
+
+    def _wait(self, last: Cause, inp: Transition, request_id: str | None) -> None:
+        if self.durability == DURABILITY_COMMIT and isinstance(last, Transition):
+            self.recorder.wait_durable(last)
+        elif request_id is not None and inp.seq is None:
+            # A client that names its request is told its input's seq, which exists
+            # only once the input is committed.
+            self.recorder.wait_durable(inp)
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _with_retry_info(metadata: tuple[tuple[str, Any], ...], seconds: float) -> tuple[tuple[str, Any], ...]:
+    # The rich status travels serialized in grpc-status-details-bin: add a RetryInfo to it.
+    out = []
+    for key, value in metadata:
+        if key == _DETAILS_KEY:
+            rich = status_pb2.Status.FromString(value)
+            delay = duration_pb2.Duration()
+            delay.FromNanoseconds(int(seconds * 1e9))
+            detail = any_pb2.Any()
+            detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+            rich.details.append(detail)
+            value = rich.SerializeToString()
+        out.append((key, value))
+    return tuple(out)
+
+
+def _abort(context: grpc.ServicerContext, err: SimError, trailing: list[tuple[str, str]]) -> None:
+    status = to_status(err)
+    metadata = tuple(status.trailing_metadata or ())
+    if isinstance(err, Saturated):
+        metadata = _with_retry_info(metadata, err.retry_after)
+    context.abort_with_status(_Status(status.code, status.details, (*metadata, *trailing)))
+
+
+def _internal(fn: Callable[..., Any]) -> InternalError:
+    # Called in an except block: the log gets the traceback, the caller a plain INTERNAL.
+    log.exception("internal error serving %s", fn.__qualname__)
+    return InternalError("INTERNAL_ERROR", f"internal error serving {fn.__name__}; the server log has the traceback")
+
+
+class ParseRequests(grpc.ServerInterceptor):
+    """Parse each request in the handler, so that bytes that are not the method's message
+    get INVALID_ARGUMENT with an ErrorInfo (``MALFORMED_MESSAGE``) instead of grpcio's
+    INTERNAL "Exception deserializing request!"."""
+
+    def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
+        """The method's handler, taking raw bytes and parsing them itself."""
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_streaming or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+        method = handler_call_details.method
+
+        def parsed(raw: bytes, context: grpc.ServicerContext) -> Any:
+            try:
+                return parse(raw)
+            except Exception:
+                err = InvalidArgument(
+                    "MALFORMED_MESSAGE", f"the request is not a valid message of {method}", method=method
+                )
+                _abort(context, err, [])
+
+        if handler.unary_unary is not None:
+            inner_uu = handler.unary_unary
+
+            def unary_unary(raw: bytes, context: grpc.ServicerContext) -> Any:
+                return inner_uu(parsed(raw, context), context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, request_deserializer=None, response_serializer=handler.response_serializer
+            )
+        inner_us = handler.unary_stream
+
+        def unary_stream(raw: bytes, context: grpc.ServicerContext) -> Any:
+            yield from inner_us(parsed(raw, context), context)
+
+        return grpc.unary_stream_rpc_method_handler(
+            unary_stream, request_deserializer=None, response_serializer=handler.response_serializer
+        )
+
+
+def rpc(fn: F) -> F:
+    """Serve one unary method: the client's deadline propagates to peer calls, a model
+    refusal becomes its rich gRPC error, and anything else is a fault of the fabric:
+    INTERNAL, logged with its traceback (never passed off as bad input)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        left = context.time_remaining()
+        DEADLINE.set(None if left is None else time.monotonic() + left)
+        trailing: list[tuple[str, str]] = []
+        _TRAILING.set(trailing)
+        incarnations: Incarnations | None = getattr(getattr(self, "core", None), "incarnations", None)
+        try:
+            if incarnations is not None and getattr(self, "peer", False):
+                # Before anything runs: a caller holding state of another start of this
+                # process, or a restarted caller whose state we hold, is refused.
+                trailing.append((INCARNATION_KEY, incarnations.identity.header()))
+                metadata = context.invocation_metadata()
+                incarnations.check_expected(expected_from(metadata))
+                caller = identity_from(metadata)
+                if caller is not None:
+                    incarnations.meet(caller)
+            reply = fn(self, request, context)
+        except SimError as e:
+            _abort(context, e, trailing)
+        except Exception:
+            _abort(context, _internal(fn), trailing)
+        if trailing:
+            context.set_trailing_metadata(tuple(trailing))
+        return reply
+
+    return wrapper  # type: ignore[return-value]
+
+
+def rpc_stream(fn: F) -> F:
+    """``rpc`` for a server-streaming method: a refusal before or during the stream is its
+    rich error; anything else is INTERNAL, logged with its traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from fn(self, request, context)
+        except SimError as e:
+            _abort(context, e, [])
+        except Exception:
+            _abort(context, _internal(fn), [])
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _trailer(key: str, value: str) -> None:
+    trailing = _TRAILING.get()
+    if trailing is not None:
+        trailing.append((key, value))
+
+
+def request_id_from(metadata: Any) -> str | None:
+    """The request id a client sent, if any; InvalidArgument if it is not printable ASCII
+    of at most REQUEST_ID_MAX characters."""
+    for key, value in metadata or ():
+        if key != REQUEST_ID_KEY:
+            continue
+        if (
+            not isinstance(value, str)
+            or not 0 < len(value) <= REQUEST_ID_MAX
+            or not value.isprintable()
+            or not value.isascii()
+        ):
+            raise InvalidArgument(
+                "BAD_REQUEST_ID",
+                f"{REQUEST_ID_KEY} must be 1 to {REQUEST_ID_MAX} printable ASCII characters",
+                length=len(value),
+            )
+        return value
+    return None
+
+
+def run_change(
+    core: ServiceCore,
+    context: grpc.ServicerContext,
+    method: str,
+    request: Any,
+    fn: Callable[[Journal], Any],
+    *,
+    peer: bool,
+) -> Any:
+    """Run a state-changing request: as a client input, or (``peer``) as a peer's call."""
+    if not peer:
+        request_id = request_id_from(context.invocation_metadata())
+        record = MessageToDict(request, preserving_proto_field_name=True)
+
+        def answer_seq(inp: Transition) -> None:
+            if inp.seq is not None:
+                _trailer(INPUT_SEQ_KEY, str(inp.seq))
+
+        return core.client_call(method, record, fn, request_id=request_id, on_input=answer_seq)
+    cause = cause_from_metadata(context.invocation_metadata())
+    result, last = core.peer_call(cause, fn)
+    seq = 0
+    if isinstance(last, Transition):
+        # Commit before answering so the caller can name our last transition as a cause.
+        core.recorder.wait_durable(last)
+        seq = last.seq or 0
+    elif isinstance(last, int):
+        seq = last
+    if seq:
+        _trailer(LAST_KEY, str(seq))
+    return result
+
+
+def run_read(core: ServiceCore, fn: Callable[[], Any], *, peer: bool) -> Any:
+    """Run a request that changes nothing (a client's waits for whole client requests)."""
+    return core.peer_read(fn) if peer else core.client_read(fn)
+
+
+class Servicer:
+    """What the servicers of a model core share: the core, and which listener they serve.
+
+    ``peer`` is fixed when the servicer is made for a listener; a servicer of a peer-only
+    service (``peer_only``) is always a peer's.
+    """
+
+    #: Prefix of the method names recorded in inputs ("cpu", "accel").
+    prefix = ""
+    #: The service is served on the peer listener only.
+    peer_only = False
+
+    def __init__(self, core: Any, *, peer: bool = False) -> None:
+        self.core = core
+        self.peer = peer or self.peer_only
+
+    def _change(self, context: grpc.ServicerContext, method: str, request: Any, fn: Callable[[Journal], Any]) -> Any:
+        return run_change(self.core, context, f"{self.prefix}.{method}", request, fn, peer=self.peer)
+
+    def _read(self, fn: Callable[[], Any]) -> Any:
+        return run_read(self.core, fn, peer=self.peer)

@@ -1,0 +1,87 @@
+"""When client requests pile up, the fabric says RESOURCE_EXHAUSTED with a RetryInfo at
+once rather than making callers wait silently; what it refused changed nothing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from svasim.config import ALL_SERVICES, FabricConfig
+from svasim.server import create_server
+from svasim_api.cpu.v1 import cpu_pb2
+from svasim_api.errors import error_info
+
+from .fabric_fixtures import connect
+
+
+@pytest.fixture
+def slow_fabric(tmp_path, monkeypatch):
+    srv = create_server(
+        FabricConfig(
+            services=ALL_SERVICES, port=0, db=f"sqlite:///{tmp_path / 'svasim.db'}", max_queued=2, queue_timeout=0.4
+        )
+    )
+    kernel = srv.cores["cpu"].kernel
+    original = kernel.create_process
+
+    def slow(journal, name):
+        time.sleep(0.15)
+        return original(journal, name)
+
+    monkeypatch.setattr(kernel, "create_process", slow)
+    try:
+        yield srv
+    finally:
+        srv.stop(0)
+
+
+def retry_delay(e: grpc.RpcError) -> float | None:
+    status = rpc_status.from_call(e)
+    for d in status.details if status else ():
+        if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            d.Unpack(info)
+            return info.retry_delay.ToNanoseconds() / 1e9
+    return None
+
+
+def test_saturation_is_resource_exhausted_with_retry_info_and_refused_requests_change_nothing(slow_fabric):
+    c = connect(slow_fabric.address)
+    results: list[object] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        try:
+            r = c.cpu.CreateProcess(cpu_pb2.CreateProcessRequest(name=f"p{i}"), timeout=30)
+            out: object = r.process.pid
+        except grpc.RpcError as e:
+            out = e
+        with lock:
+            results.append(out)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pids = [r for r in results if isinstance(r, int)]
+    refused = [r for r in results if isinstance(r, grpc.RpcError)]
+    assert pids and refused, results
+    for e in refused:
+        assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (e.code(), e.details())
+        assert error_info(e).reason == "FABRIC_BUSY"
+        delay = retry_delay(e)
+        assert delay is not None and delay > 0
+    # Every acknowledged request is in the record; no refused one is.
+    c.flush()
+    inputs = c.events(slow_fabric.run_id, kind_prefix="input")
+    assert len(inputs) == len(pids)
+    assert sorted(pids) == sorted(p.pid for p in (c.get_process(pid) for pid in pids))
+    # Once the burst is over, requests go through again.
+    assert c.create_process("after").pid > 0
+    c.close()
