@@ -9,15 +9,15 @@ from svasim.config import ALL_SERVICES, FabricConfig
 from svasim.replay import verify, verify_events, what_if
 from svasim.server import create_server
 from svasim.store import Store
-from svasim.demo import run_workload
 from svasim_client import Client, SvasimError
+from svasim_client.demo import run_demo
 
 from .services.fabric_fixtures import running_fabric
 
 
 def record(db: str, wiring: str = "inprocess") -> str:
     with running_fabric(wiring, db) as fab:
-        res = run_workload(fab.cpu, threads=2, per_thread=2, size=4096, burst=12)
+        res = run_demo(fab.cpu, threads=2, per_thread=2, size=4096, burst=12)
         assert res.ok()
         # A refused request and a close/fork belong to the run too.
         with pytest.raises(SvasimError):
@@ -75,7 +75,9 @@ def test_what_if_replays_under_another_policy_as_a_linked_run(tmp_path):
     db = f"sqlite:///{tmp_path / 'rec.db'}"
     run_id = record(db)
     store = Store.open(db)
-    new = what_if(store, run_id, policy="eager-switch-mm", name="eager")
+    outcome = what_if(store, run_id, policy="eager-switch-mm", name="eager")
+    new = outcome.run
+    assert outcome.refused == 0  # the same inputs are all accepted under another policy
     assert new.parent_run_id == run_id and new.policy == "eager-switch-mm" and new.name == "eager"
     kinds_old = [e.kind for e in store.events(run_id, kind="trap.gp", limit=None)]
     kinds_new = [e.kind for e in store.events(new.id, kind="trap.gp", limit=None)]
@@ -90,7 +92,47 @@ def test_replay_of_a_split_fabric_run_works_in_one_process(tmp_path):
     srv = create_server(FabricConfig(services=ALL_SERVICES, port=0, db=db))
     try:
         with Client(srv.address) as c:
-            run_workload(c, threads=1, per_thread=1, size=64, burst=2)
+            run_demo(c, threads=1, per_thread=1, size=64, burst=2)
     finally:
         srv.stop(0)
     assert verify(Store.open(db), srv.run_id).ok
+
+
+def _golden_inputs():
+    import json
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parent / "golden").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            event = record.get("event") or record
+            if event.get("kind") == "input":
+                yield event["after"]
+
+
+def test_recorded_requests_decode_directly_exactly_as_parse_dict_decodes_them():
+    from google.protobuf.json_format import ParseDict
+
+    from svasim.replay import REQUESTS, decode_request
+
+    direct = 0
+    for after in _golden_inputs():
+        _, cls = REQUESTS[after["method"]]
+        msg = decode_request(cls, after["request"])
+        if msg is not None:
+            direct += 1
+            assert msg == ParseDict(after["request"], cls()), after
+    assert direct > 50  # the direct path is the common one
+
+
+def test_a_request_the_direct_path_cannot_decode_is_left_to_parse_dict():
+    from svasim.replay import REQUESTS, decode_request
+
+    _, cls = REQUESTS["cpu.Enqcmd"]
+    assert decode_request(cls, {"tid": "1", "raw": "not base64!"}) is None
+    assert decode_request(cls, {"tid": 1.5}) is None
+    assert decode_request(cls, {"no_such_field": 1}) is None
+    assert decode_request(cls, {"tid": True}) is None
+    assert decode_request(cls, {"tid": "7", "portal_address": "18446744073709551615"}) == cls(
+        tid=7, portal_address=2**64 - 1
+    )

@@ -13,39 +13,62 @@ message and handed to the same servicer a gRPC call would reach, in-process.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import message_factory
-from google.protobuf.json_format import ParseDict
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.json_format import ParseDict, ParseError
 
 from svasim import __version__
-from svasim.accel.v1 import accel_pb2
 from svasim.config import ALL_SERVICES, FabricConfig
-from svasim.cpu.v1 import cpu_pb2
-from svasim.iommu.v1 import iommu_pb2
+from svasim.model import explorer
 from svasim.model.costs import CostTable
+from svasim.model.memory import DEFAULT_MEMORY_SIZE
 from svasim.model.transition import INPUT_KIND, Transition
+from svasim.recovery import is_lifecycle
+from svasim.rpc.accel import AccelServicer
+from svasim.rpc.common import REQUEST_ID_KEY
+from svasim.rpc.cpu import CpuServicer, HostMemoryServicer
+from svasim.rpc.iommu import IommuServicer
 from svasim.server import build_cores
-from svasim.rpc.servicers import AccelServicer, CpuServicer, HostMemoryServicer, IommuServicer
 from svasim.store import EventRow, RunInfo, Store
+from svasim_api.accel.v1 import accel_pb2
+from svasim_api.cpu.v1 import cpu_pb2
+from svasim_api.iommu.v1 import iommu_pb2
+
+#: ``kind`` of the event that records a refused client request.
+REJECTED_KIND = "request.rejected"
 
 #: Fields compared between a recorded event and its replay.
 COMPARED = ("service", "entity", "kind", "before", "after", "cause", "cycles", "detail")
 
 
 class MemoryRecorder:
-    """A recorder that keeps transitions in memory, numbering them as they arrive."""
+    """A recorder that keeps transitions in memory, numbering them as they arrive.
 
-    def __init__(self) -> None:
+    ``seqs`` are the seqs to hand out in order (those of the recorded events a replay is
+    compared with, which skip the record's lifecycle events); past them, or without them,
+    numbering goes on from the last one.
+    """
+
+    def __init__(self, seqs: list[int] | None = None) -> None:
         self.transitions: list[Transition] = []
+        self._seqs = seqs or []
 
     def append(self, transitions: list[Transition]) -> None:
         for t in transitions:
-            t.seq = len(self.transitions) + 1
+            n = len(self.transitions)
+            if n < len(self._seqs):
+                t.seq = self._seqs[n]
+            else:
+                t.seq = (self.transitions[-1].seq or 0) + 1 if self.transitions else 1
             self.transitions.append(t)
 
     def flush(self, timeout: float | None = None) -> None:
@@ -66,11 +89,26 @@ class _Aborted(Exception):
     """A servicer refused the request (it was refused when recorded, too)."""
 
 
-class ReplayContext:
-    """What a servicer needs of grpc.ServicerContext, for a client request replayed."""
+class ReplayInputError(ValueError):
+    """A recorded input this version of svasim cannot decode or execute."""
 
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
+
+#: ``progress(inputs fed, inputs in all)``, called as a replay goes.
+Progress = Callable[[int, int], None]
+
+
+class ReplayContext:
+    """What a servicer needs of grpc.ServicerContext, for a client request replayed.
+
+    A request recorded with a client's request id gets it back as metadata, so that its
+    input event is made again as recorded.
+    """
+
+    def __init__(self, request_id: str | None = None) -> None:
+        self._metadata: tuple[tuple[str, str], ...] = ((REQUEST_ID_KEY, request_id),) if request_id is not None else ()
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
 
     def time_remaining(self) -> None:
         return None
@@ -101,6 +139,65 @@ def _request_classes() -> dict[str, tuple[str, Any]]:
 
 REQUESTS = _request_classes()
 
+_F = FieldDescriptor
+_INTEGER_TYPES = frozenset(
+    {
+        _F.TYPE_INT32, _F.TYPE_INT64, _F.TYPE_UINT32, _F.TYPE_UINT64, _F.TYPE_SINT32, _F.TYPE_SINT64,
+        _F.TYPE_FIXED32, _F.TYPE_FIXED64, _F.TYPE_SFIXED32, _F.TYPE_SFIXED64,
+    }
+)  # fmt: skip
+
+
+def _scalar_decoder(field: FieldDescriptor) -> Callable[[Any], Any] | None:
+    """How a recorded JSON value of a singular scalar field becomes the field's value
+    (as ``MessageToDict`` wrote it); None for a field ``ParseDict`` must handle."""
+    if field.message_type is not None or field.is_repeated:
+        return None
+    t = field.type
+    if t in _INTEGER_TYPES:
+        # 64-bit integers are recorded as strings; a float or a bool is not an integer.
+        return lambda v: int(v) if type(v) in (int, str) else _no(v)
+    if t == _F.TYPE_BOOL:
+        return lambda v: v if type(v) is bool else _no(v)
+    if t == _F.TYPE_STRING:
+        return lambda v: v if type(v) is str else _no(v)
+    if t == _F.TYPE_BYTES:
+        return lambda v: base64.b64decode(v, validate=True) if type(v) is str else _no(v)
+    if t == _F.TYPE_ENUM and field.enum_type is not None:
+        by_name = {value.name: value.number for value in field.enum_type.values}
+        return lambda v: by_name[v] if type(v) is str else v if type(v) is int else _no(v)
+    return None
+
+
+def _no(value: Any) -> Any:
+    raise TypeError(f"unexpected {type(value).__name__}")
+
+
+@functools.cache
+def _decoders(cls: Any) -> dict[str, Callable[[Any], Any] | None]:
+    return {f.name: _scalar_decoder(f) for f in cls.DESCRIPTOR.fields}
+
+
+def decode_request(cls: Any, request: dict[str, Any]) -> Any | None:
+    """``request`` (recorded by ``MessageToDict`` with proto field names) as a ``cls``
+    message, built directly when every field in it is a singular scalar; None when it is
+    not (nested, repeated or unknown fields, or a value that does not convert), for
+    ``ParseDict`` to decode or to explain why it cannot.
+
+    ``ParseDict`` is general, and on replay the dearest step outside the model.
+    """
+    decoders = _decoders(cls)
+    values: dict[str, Any] = {}
+    try:
+        for name, value in request.items():
+            decode = decoders.get(name)
+            if decode is None:
+                return None
+            values[name] = decode(value)
+        return cls(**values)
+    except (TypeError, ValueError, KeyError, binascii.Error):
+        return None
+
 
 def config_of(run: RunInfo, **overrides: Any) -> tuple[FabricConfig, CostTable]:
     """The fabric configuration a run was recorded with, with overrides applied."""
@@ -112,6 +209,7 @@ def config_of(run: RunInfo, **overrides: Any) -> tuple[FabricConfig, CostTable]:
         early_free=overrides["early_free"] if overrides.get("early_free") is not None else cfg.get("early_free"),
         seed=run.seed,
         durability="batch",
+        memory=int(cfg.get("memory", DEFAULT_MEMORY_SIZE)),
     )
     costs = overrides.get("costs") or CostTable.from_mapping(cfg.get("costs", {}))
     return config, costs
@@ -129,18 +227,47 @@ class Fabric:
             "accel": AccelServicer(self.cores["accel"]),
         }
 
-    def feed(self, method: str, request: dict[str, Any]) -> None:
-        """Execute one recorded input (a refusal is part of the run, not an error)."""
+    def feed(self, method: str, request: dict[str, Any], request_id: str | None = None) -> bool:
+        """Execute one recorded input; False if the fabric refused it (a refusal is part
+        of a run, not an error). :class:`ReplayInputError` if it cannot be decoded."""
         entry = REQUESTS.get(method)
         if entry is None:
-            raise ValueError(f"the run has an input for {method!r}, which this version of svasim does not know")
+            raise ReplayInputError(f"an input for {method!r}, which this version of svasim does not know")
         key, cls = entry
-        msg = ParseDict(request, cls())
+        msg = decode_request(cls, request)
+        if msg is None:
+            try:
+                msg = ParseDict(request, cls())
+            except (ParseError, TypeError, ValueError) as e:
+                raise ReplayInputError(f"a {method} request that does not decode: {e}") from None
         handler = getattr(self.servicers[key], method.split(".", 1)[1])
         try:
-            handler(msg, ReplayContext())
+            handler(msg, ReplayContext(request_id))
         except _Aborted:
-            pass
+            return False
+        return True
+
+    def feed_all(self, run: RunInfo, recorded: list[EventRow], progress: Progress | None = None) -> tuple[int, int]:
+        """Execute the inputs among ``recorded`` in order; return (inputs, refused).
+
+        Raises :class:`ReplayInputError` naming the run and the seq of an input that
+        cannot be decoded.
+        """
+        fed = [e for e in recorded if e.kind == INPUT_KIND]
+        refused = 0
+        for n, e in enumerate(fed, start=1):
+            after = e.after if isinstance(e.after, dict) else {}
+            request = after.get("request") or {}
+            if not isinstance(request, dict):
+                raise ReplayInputError(f"run {run.id}, seq {e.seq}: the recorded request is not an object")
+            try:
+                rid = after.get("request_id")
+                refused += not self.feed(str(after.get("method")), request, rid if isinstance(rid, str) else None)
+            except ReplayInputError as err:
+                raise ReplayInputError(f"run {run.id}, seq {e.seq}: {err}") from None
+            if progress is not None and n % 64 == 0:
+                progress(n, len(fed))
+        return len(fed), refused
 
 
 def inputs(events: Iterable[EventRow]) -> Iterator[EventRow]:
@@ -206,17 +333,28 @@ class ReplayReport:
         return self.difference is None
 
 
-def verify_events(run: RunInfo, events: list[EventRow]) -> ReplayReport:
-    """Re-execute the inputs of ``events`` (a whole run, in seq order) and compare."""
-    config, costs = config_of(run)
-    recorder = MemoryRecorder()
-    fabric = Fabric(config, costs, recorder, run.id)
+def verify_events(run: RunInfo, events: list[EventRow], *, progress: Progress | None = None) -> ReplayReport:
+    """Re-execute the inputs of ``events`` (a whole run, in seq order) and compare.
+
+    The record's lifecycle events (a service's restart) are not transitions of the model:
+    they are left out of the comparison, and the replayed transitions take the seqs of the
+    recorded ones they are compared with.
+    """
+    events = [e for e in events if not is_lifecycle(e)]
+    recorder = MemoryRecorder([e.seq for e in events])
     started = time.perf_counter()
-    n_inputs = 0
-    for e in inputs(events):
-        n_inputs += 1
-        after = e.after or {}
-        fabric.feed(str(after.get("method")), after.get("request") or {})
+    if explorer.is_explorer_run(run.config):
+        # An interleaving of the explorer has no client requests: its one input is the
+        # interleaving its configuration names, explored again on the model.
+        try:
+            recorder.append(explorer.rerun(run.config).transitions)
+        except ValueError as e:
+            raise ReplayInputError(f"run {run.id}: {e}") from None
+        n_inputs = 1
+    else:
+        config, costs = config_of(run)
+        fabric = Fabric(config, costs, recorder, run.id)
+        n_inputs, _ = fabric.feed_all(run, events, progress)
     seconds = time.perf_counter() - started
     replayed = recorder.transitions
     last_input = (0, "")
@@ -235,10 +373,21 @@ def verify_events(run: RunInfo, events: list[EventRow]) -> ReplayReport:
     return ReplayReport(run.id, n_inputs, len(events), seconds)
 
 
-def verify(store: Store, run_ref: str) -> ReplayReport:
+def verify(store: Store, run_ref: str, *, progress: Progress | None = None) -> ReplayReport:
     """Replay a stored run and compare it with its record."""
     run = store.get_run(run_ref)
-    return verify_events(run, store.events(run.id, limit=None))
+    return verify_events(run, store.events(run.id, limit=None), progress=progress)
+
+
+@dataclass
+class WhatIf:
+    """A what-if replay: the run it recorded, and how many inputs the new fabric refused."""
+
+    run: RunInfo
+    inputs: int
+    #: Inputs refused by the what-if fabric beyond those refused in the original run
+    #: (a fabric with fewer CPUs refuses to schedule on the missing ones, say).
+    refused: int
 
 
 def what_if(
@@ -250,13 +399,19 @@ def what_if(
     costs: CostTable | None = None,
     early_free: bool | None = None,
     name: str | None = None,
-) -> RunInfo:
-    """Replay a run's inputs under other settings; record it as a new run linked to it."""
+    progress: Progress | None = None,
+) -> WhatIf:
+    """Replay a run's inputs under other settings; record it as a new run linked to it.
+
+    Raises :class:`ReplayInputError` (and records nothing) if an input cannot be decoded.
+    """
     from svasim.server import run_config
     from svasim.store import Recorder
 
     run = store.get_run(run_ref)
     config, table = config_of(run, policy=policy, cpus=cpus, costs=costs, early_free=early_free)
+    recorded = store.events(run.id, kind=INPUT_KIND, limit=None)
+    refused_before = len(store.events(run.id, kind=REJECTED_KIND, limit=None))
     new = store.create_run(
         name=name,
         config=run_config(config, table),
@@ -268,9 +423,10 @@ def what_if(
     recorder = Recorder(store, new.id, durability="batch")
     try:
         fabric = Fabric(config, table, recorder, new.id)
-        for e in inputs(store.events(run.id, kind=INPUT_KIND, limit=None)):
-            after = e.after or {}
-            fabric.feed(str(after.get("method")), after.get("request") or {})
-    finally:
+        n_inputs, refused = fabric.feed_all(run, recorded, progress)
+    except BaseException:
         recorder.close()
-    return store.get_run(new.id)
+        store.delete_run(new.id)
+        raise
+    recorder.close()
+    return WhatIf(store.get_run(new.id), n_inputs, max(0, refused - refused_before))

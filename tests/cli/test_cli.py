@@ -7,18 +7,15 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
-import grpc
 import pytest
 
-from svasim.demo import run_workload
 from svasim_client import Client
+from svasim_client.demo import run_demo
 
 from ..services.fabric_fixtures import free_port
-
-SVASIM = [sys.executable, "-m", "svasim.cli"]
+from .processes import SVASIM, start, up, wait_ready
 
 
 def svasim(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -40,7 +37,7 @@ def demo_run(tmp_path_factory):
     return db, run_id, r.stdout
 
 
-def test_demo_runs_the_workload_and_reports_what_happened(demo_run):
+def test_demo_runs_and_reports_what_happened(demo_run):
     _, _, out = demo_run
     assert "ok" in out.splitlines()[-1]
     for line in (
@@ -87,7 +84,7 @@ def test_trace_runs_lists_the_run(demo_run):
 def test_unknown_run_is_a_clear_error(demo_run):
     db, _, _ = demo_run
     r = svasim("trace", "show", "nosuchrun", "--db", db)
-    assert r.returncode == 2 and "no run 'nosuchrun'" in r.stdout
+    assert r.returncode == 2 and "no run 'nosuchrun'" in r.stderr and r.stdout == ""
 
 
 def test_serve_without_peers_says_which_are_missing(tmp_path):
@@ -102,49 +99,47 @@ def test_serve_without_peers_says_which_are_missing(tmp_path):
         env={"SVASIM_ACCEL_ADDR": "", "SVASIM_IOMMU_ADDR": ""},
     )
     assert r.returncode == 2
-    assert "accel" in r.stdout and "iommu" in r.stdout
+    assert "accel" in r.stderr and "iommu" in r.stderr
 
 
 def test_serve_rejects_unknown_service_names(tmp_path):
     r = svasim("serve", "--services", "cpu,gpu", "--db", f"sqlite:///{tmp_path / 'x.db'}")
-    assert r.returncode == 2 and "gpu" in r.stdout
-
-
-def _wait_ready(addr: str, proc: subprocess.Popen) -> None:
-    ch = grpc.insecure_channel(addr)
-    try:
-        grpc.channel_ready_future(ch).result(timeout=30)
-    except grpc.FutureTimeoutError:
-        proc.kill()
-        raise AssertionError(proc.communicate()[1]) from None
-    finally:
-        ch.close()
+    assert r.returncode == 2 and "gpu" in r.stderr
 
 
 def split_fabric(db: str, run: str):
     ports = {n: free_port() for n in ("cpu", "iommu", "accel")}
-    env = {f"SVASIM_{n.upper()}_ADDR": f"127.0.0.1:{p}" for n, p in ports.items()}
+    peer_ports = {n: free_port() for n in ("cpu", "iommu", "accel")}
+    # Services reach each other on their peer listeners.
+    env = {f"SVASIM_{n.upper()}_ADDR": f"127.0.0.1:{p}" for n, p in peer_ports.items()}
     procs = {}
     for name, services in (("iommu", "iommu"), ("accel", "accel"), ("cpu", "cpu,trace")):
-        procs[name] = subprocess.Popen(
-            [*SVASIM, "serve", "--services", services, "--port", str(ports[name]), "--db", db, "--run", run],
+        procs[name] = start(
+            "serve",
+            "--services",
+            services,
+            "--port",
+            str(ports[name]),
+            "--peer-port",
+            str(peer_ports[name]),
+            "--db",
+            db,
+            "--run",
+            run,
             env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
     for name, p in procs.items():
-        _wait_ready(f"127.0.0.1:{ports[name]}", p)
+        wait_ready(f"127.0.0.1:{ports[name]}", p)
     return ports, procs
 
 
-def test_split_fabric_in_separate_processes_runs_the_workload_and_stops_on_sigterm(tmp_path):
+def test_split_fabric_in_separate_processes_runs_the_demo_and_stops_on_sigterm(tmp_path):
     db = f"sqlite:///{tmp_path / 'split.db'}"
     ports, procs = split_fabric(db, "split")
     try:
         with Client(f"127.0.0.1:{ports['cpu']}") as c:
             assert c.check_health("svasim.cpu.v1.CpuService") == "SERVING"
-            res = run_workload(c, threads=2, per_thread=2, size=4096, burst=20)
+            res = run_demo(c, threads=2, per_thread=2, size=4096, burst=20)
             assert res.ok(), res
             run_id = res.run_id
             n_events = res.events
@@ -167,22 +162,13 @@ def test_split_fabric_in_separate_processes_runs_the_workload_and_stops_on_sigte
 
 
 def test_health_command_checks_a_running_server(tmp_path):
-    port = free_port()
-    p = subprocess.Popen(
-        [*SVASIM, "up", "--port", str(port), "--db", f"sqlite:///{tmp_path / 'h.db'}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_ready(f"127.0.0.1:{port}", p)
-        r = svasim("health", "--addr", f"127.0.0.1:{port}")
+    with up(f"sqlite:///{tmp_path / 'h.db'}") as (addr, p):
+        r = svasim("health", "--addr", addr)
         assert r.returncode == 0 and "SERVING" in r.stdout
-    finally:
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
     time.sleep(0.1)
-    r = svasim("health", "--addr", f"127.0.0.1:{port}", "--timeout", "1")
+    r = svasim("health", "--addr", addr, "--timeout", "1")
     assert r.returncode != 0
 
 
@@ -191,20 +177,11 @@ def test_nothing_acknowledged_is_lost_when_the_server_is_killed(tmp_path):
     from svasim.store import Store
 
     db = f"sqlite:///{tmp_path / 'kill.db'}"
-    port = free_port()
-    p = subprocess.Popen(
-        [*SVASIM, "up", "--port", str(port), "--db", db, "--durability", "commit"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_ready(f"127.0.0.1:{port}", p)
-        with Client(f"127.0.0.1:{port}") as c:
+    with up(db, "--durability", "commit") as (addr, p):
+        with Client(addr) as c:
             run_id = c.fabric().run_id
             proc = c.create_process("k")
             acked = [c.mmap(proc.pid, 4096) for _ in range(20)]
-    finally:
         p.kill()
         p.wait(10)
     store = Store.open(db)
@@ -238,19 +215,20 @@ def test_compare_prints_policies_side_by_side_and_writes_a_plot(tmp_path):
 
 def test_compare_refuses_unknown_workloads_and_policies(tmp_path):
     r = svasim("compare", "--workload", "nope")
-    assert r.returncode == 2 and "no workload file" in r.stdout
+    assert r.returncode == 2 and "no workload file" in r.stderr
     r = svasim("compare", "--policy", "linux-9.99")
-    assert r.returncode == 2 and "unknown policy" in r.stdout
+    assert r.returncode == 2 and "unknown policy" in r.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[[process]]\nname = "a"\nthreads = 0\n')
     r = svasim("compare", "--workload", str(bad))
-    assert r.returncode == 2 and "threads" in r.stdout
+    assert r.returncode == 2 and "threads" in r.stderr
 
 
-def test_explore_finds_the_5_10_defect_and_exits_nonzero_and_5_18_is_safe():
-    r = svasim("explore", "ipi-during-kernel-fpu", "--policy", "linux-5.10")
+def test_explore_finds_the_5_10_defect_and_exits_nonzero_and_5_18_is_safe(tmp_path):
+    db = f"sqlite:///{tmp_path}/explore.db"
+    r = svasim("explore", "ipi-during-kernel-fpu", "--policy", "linux-5.10", "--db", db)
     assert r.returncode == 3 and "kernel_fpu_begin:tif_set" in r.stdout and "pasid_lost" in r.stdout
-    r = svasim("explore", "ipi-during-kernel-fpu", "--policy", "linux-5.18", "--seed", "1", "--seed", "2")
+    r = svasim("explore", "ipi-during-kernel-fpu", "--policy", "linux-5.18", "--seed", "1", "--seed", "2", "--db", db)
     assert r.returncode == 0 and "safe" in r.stdout
 
 
@@ -313,4 +291,4 @@ def test_import_sched_turns_a_trace_into_a_workload_compare_runs(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("nothing here\n")
     r = svasim("import-sched", str(empty), "-o", str(out))
-    assert r.returncode == 2 and "no sched_switch" in r.stdout
+    assert r.returncode == 2 and "no sched_switch" in r.stderr

@@ -14,8 +14,8 @@ from svasim.exchange.jsonl import EVENT_KEYS, FORMAT, VERSION
 from svasim.model.transition import INPUT_KIND, Transition
 from svasim.server import create_server
 from svasim.store.store import RunExistsError, Store, UnknownRunError
-from svasim.demo import run_workload
 from svasim_client import Client
+from svasim_client.demo import run_demo
 
 
 def export_text(store: Store, run_id: str) -> str:
@@ -32,21 +32,24 @@ def header(text: str) -> dict[str, Any]:
     return json.loads(text.splitlines()[0])
 
 
-@pytest.fixture(scope="module")
-def recorded_export(tmp_path_factory) -> str:
-    """The export of a run recorded by a real fabric (SQLite) driving the demo workload."""
-    db = f"sqlite:///{tmp_path_factory.mktemp('jsonl') / 'run.db'}"
+def record_demo(db: str) -> str:
+    """Record a small demo on a real fabric (all services) into ``db``; its run id."""
     srv = create_server(FabricConfig(services=ALL_SERVICES, port=0, db=db))
     try:
-        client = Client(srv.address)
-        try:
-            run_workload(client, threads=2, per_thread=2, size=4096, burst=10)
-        finally:
-            client.close()
+        with Client(srv.address) as client:
+            run_demo(client, threads=2, per_thread=2, size=4096, burst=10)
     finally:
         srv.stop(0)
+    return srv.run_id
+
+
+@pytest.fixture(scope="module")
+def recorded_export(tmp_path_factory) -> str:
+    """The export of a run recorded by a real fabric (SQLite) driving the demo."""
+    db = f"sqlite:///{tmp_path_factory.mktemp('jsonl') / 'run.db'}"
+    run_id = record_demo(db)
     with Store.open(db) as store:
-        return export_text(store, srv.run_id)
+        return export_text(store, run_id)
 
 
 def hand_made_run(store: Store, name: str = "hand") -> str:

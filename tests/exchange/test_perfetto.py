@@ -9,12 +9,10 @@ from typing import Any
 
 import pytest
 
-from svasim.config import ALL_SERVICES, FabricConfig
 from svasim.exchange import to_chrome_trace, write_chrome_trace
-from svasim.server import create_server
 from svasim.store.store import EventRow, RunInfo, Store
-from svasim.demo import run_workload
-from svasim_client import Client
+
+from .test_jsonl import record_demo
 
 RUN = RunInfo(
     id="0123456789ab",
@@ -232,19 +230,11 @@ def test_no_events_is_an_empty_but_valid_trace():
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> tuple[RunInfo, list[EventRow]]:
-    """A run recorded by a real fabric (all services, SQLite) driving the demo workload."""
+    """A run recorded by a real fabric (all services, SQLite) driving the demo."""
     db = f"sqlite:///{tmp_path_factory.mktemp('perfetto') / 'run.db'}"
-    srv = create_server(FabricConfig(services=ALL_SERVICES, port=0, db=db))
-    try:
-        client = Client(srv.address)
-        try:
-            run_workload(client, threads=2, per_thread=2, size=4096, burst=10)
-        finally:
-            client.close()
-    finally:
-        srv.stop(0)
+    run_id = record_demo(db)
     with Store.open(db) as store:
-        return store.get_run(srv.run_id), store.events(srv.run_id, limit=None)
+        return store.get_run(run_id), store.events(run_id, limit=None)
 
 
 def test_real_run_exports_a_loadable_trace(recorded, tmp_path):

@@ -12,6 +12,8 @@ import pytest
 from svasim.model.transition import Transition
 from svasim.store import Recorder, RecorderError, RecorderTimeoutError, RunInfo, Store
 
+from .threads import in_threads
+
 
 @pytest.fixture
 def run(store: Store) -> RunInfo:
@@ -58,11 +60,7 @@ def test_recorder_group_commits_10000_transitions_from_4_threads(
         for i in range(2500):  # one transition per call: the worst case for batching
             recorder.append([_t(w * 10_000 + i)])
 
-    threads = [threading.Thread(target=producer, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(producer, [(w,) for w in range(4)])
     recorder.flush(timeout=60)
     stats = recorder.stats()
     assert stats["appended"] == stats["committed"] == 10_000
@@ -83,11 +81,7 @@ def test_waiters_in_many_threads_share_commits(store: Store, run: RunInfo, monke
                 rec.wait_durable(t, timeout=30)
                 assert t.seq is not None
 
-        threads = [threading.Thread(target=request, args=(w,)) for w in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        in_threads(request, [(w,) for w in range(8)])
         assert rec.stats()["committed"] == 80
     # Waiters do not wait for flush_interval (1 s) and commits carry several requests.
     assert len(calls) <= 40, calls
@@ -104,11 +98,7 @@ def test_appends_are_committed_in_append_order_across_threads(store: Store, run:
                 recorder.append(batch)
                 order.extend(batch)
 
-    threads = [threading.Thread(target=producer, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(producer, [(w,) for w in range(4)])
     recorder.flush(timeout=60)
     assert [t.seq for t in order] == list(range(1, len(order) + 1))
 
@@ -263,11 +253,7 @@ def test_recorder_works_on_an_in_memory_sqlite_store() -> None:
     with Store.open("sqlite://") as store:
         run = store.create_run(name=None, config={}, policy="p", seed=1, version="0")
         with Recorder(store, run.id) as rec:
-            threads = [threading.Thread(target=lambda: [rec.append([_t()]) for _ in range(500)]) for _ in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            in_threads(lambda: [rec.append([_t()]) for _ in range(500)], [()] * 4)
             rec.flush(timeout=30)
         assert store.get_run(run.id).event_count == 2000
 
@@ -309,3 +295,15 @@ def test_a_commit_whose_answer_was_lost_is_not_written_twice_on_retry(
     events = store.events(run.id)
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]
     assert [t.seq for t in ts] == [1, 2, 3, 4, 5]
+
+
+def test_a_failed_check_in_a_worker_thread_fails_the_test() -> None:
+    """The helper the threaded tests use re-raises what a worker raised."""
+
+    def worker(i: int) -> int:
+        assert i != 2, "worker 2 saw a bad seq"
+        return i
+
+    assert in_threads(worker, [(0,), (1,)]) == [0, 1]
+    with pytest.raises(AssertionError, match="worker 2"):
+        in_threads(worker, [(i,) for i in range(4)])

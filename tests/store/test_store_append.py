@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from svasim.model.transition import Transition
 from svasim.store import RunInfo, Store, UnknownRunError
+
+from .threads import in_threads
 
 
 def _run(store: Store) -> RunInfo:
@@ -156,20 +157,28 @@ def test_failed_insert_rolls_back_the_reservation(store: Store) -> None:
     assert [t.seq for t in retry] == [2, 3]
 
 
-def test_failed_commit_leaves_no_seq_and_no_gap(store: Store) -> None:
-    run = _run(store)
-    store.append(run.id, [_t()])
+class _CommitFails:
+    """A pooled driver connection whose COMMIT fails (everything else passes through)."""
 
-    def fail_commit(conn: Any) -> None:
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+
+    def commit(self) -> None:
         raise RuntimeError("disk on fire")
 
-    event.listen(store.engine, "commit", fail_commit)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+def test_failed_commit_leaves_no_seq_and_no_gap(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _run(store)
+    store.append(run.id, [_t()])
+    real = store.engine.raw_connection
+    monkeypatch.setattr(store.engine, "raw_connection", lambda: _CommitFails(real()))
     batch = [_t(), _t()]
-    try:
-        with pytest.raises(RuntimeError, match="disk on fire"):
-            store.append(run.id, batch)
-    finally:
-        event.remove(store.engine, "commit", fail_commit)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        store.append(run.id, batch)
+    monkeypatch.undo()
     assert all(t.seq is None for t in batch)
     assert _next_seq(store, run.id) == 2
     store.append(run.id, batch)
@@ -207,33 +216,20 @@ def _check_one_sequence(store: Store, run_id: str) -> None:
 
 def test_threads_appending_concurrently_share_one_gap_free_sequence(store: Store) -> None:
     run = _run(store)
-    errors: list[BaseException] = []
     barrier = threading.Barrier(WORKERS)
 
     def worker(w: int) -> None:
-        try:
-            barrier.wait()
-            _append_batches(store, run.id, w)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
+        barrier.wait()
+        _append_batches(store, run.id, w)
 
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(WORKERS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    in_threads(worker, [(w,) for w in range(WORKERS)])
     _check_one_sequence(store, run.id)
 
 
 def test_threads_on_an_in_memory_sqlite_store_share_one_sequence() -> None:
     with Store.open("sqlite://") as store:
         run = _run(store)
-        threads = [threading.Thread(target=_append_batches, args=(store, run.id, w)) for w in range(WORKERS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        in_threads(_append_batches, [(store, run.id, w) for w in range(WORKERS)])
         _check_one_sequence(store, run.id)
 
 

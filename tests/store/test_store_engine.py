@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 
 import pytest
 from sqlalchemy.pool import StaticPool
 
 from svasim.store import Store
 from svasim.store.engine import create_engine, write_connection
+
+from .threads import in_threads
 
 
 def test_sqlite_file_connections_get_wal_normal_sync_foreign_keys_and_busy_timeout(
@@ -52,8 +53,4 @@ def test_in_memory_sqlite_shares_one_connection_across_threads() -> None:
     with Store.open("sqlite://") as store:
         assert isinstance(store.engine.pool, StaticPool)
         run = store.create_run(name="m", config={}, policy="p", seed=1, version="0")
-        found: list[str] = []
-        t = threading.Thread(target=lambda: found.append(store.get_run("m").id))
-        t.start()
-        t.join()
-        assert found == [run.id]
+        assert in_threads(lambda: store.get_run("m").id, [()]) == [run.id]

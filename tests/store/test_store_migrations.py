@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +98,30 @@ def test_migrations_downgrade_to_the_first_revision_and_back(store_url: str) -> 
     assert current_revision(store_url) == "0001"
     upgrade(store_url)
     assert current_revision(store_url) == "0002"
+
+
+def test_the_revision_opened_without_alembic_is_the_head_of_the_migrations() -> None:
+    from svasim.store.migrate import SCHEMA_REVISION
+
+    assert SCHEMA_REVISION == head_revision()
+
+
+def test_opening_a_current_store_does_not_load_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'current.db'}"
+    Store.open(url).close()
+    # A fresh interpreter: this one has imported Alembic already.
+    code = (
+        "import sys\n"
+        "from svasim.store import Store\n"
+        f"Store.open({url!r}, create=False).close()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_store_at_another_revision_is_still_migrated(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0001")
+    Store.open(url).close()
+    assert current_revision(url) == head_revision()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from svasim.model.transition import Transition
-from svasim.store import EventRow, Store, UnknownRunError, fold
+from svasim.store import EventFilter, EventRow, SeqOutOfRangeError, Store, UnknownRunError, fold
 
 
 def _log(store: Store) -> str:
@@ -142,3 +142,107 @@ def test_state_at_streams_long_logs(store: Store) -> None:
 def test_state_at_an_unknown_run_is_a_key_error(store: Store) -> None:
     with pytest.raises(UnknownRunError):
         store.state_at("000000000000")
+
+
+def test_an_event_filter_object_and_keywords_select_the_same_events(store: Store) -> None:
+    run_id = _log(store)
+    where = EventFilter(entity_prefix="cpu/", until_seq=3)
+    assert (
+        _seqs(store.events(run_id, where)) == _seqs(store.events(run_id, entity_prefix="cpu/", until_seq=3)) == [2, 3]
+    )
+    # Keywords refine a given filter.
+    assert _seqs(store.events(run_id, where, kind="msr.pasid.write", after_seq=2)) == [3]
+    with pytest.raises(TypeError):
+        store.events(run_id, kind_suffix="write")
+
+
+# A seq is a signed 64-bit BIGINT: 2**63 - 1 is the largest, independent of the code's constant.
+BIGINT_MAX = 9_223_372_036_854_775_807
+
+
+@pytest.mark.parametrize("bound", ["after_seq", "until_seq"])
+def test_seq_bounds_past_a_bigint_are_a_clear_value_error(store: Store, bound: str) -> None:
+    run_id = _log(store)
+    assert _seqs(store.events(run_id, **{bound: BIGINT_MAX})) == ([] if bound == "after_seq" else list(range(1, 10)))
+    for bad in (BIGINT_MAX + 1, 2**64, -1):
+        with pytest.raises(SeqOutOfRangeError, match=bound):
+            store.events(run_id, **{bound: bad})
+    assert issubclass(SeqOutOfRangeError, ValueError)
+
+
+def test_state_at_a_seq_past_a_bigint_is_a_clear_value_error(store: Store) -> None:
+    run_id = _log(store)
+    assert store.state_at(run_id, BIGINT_MAX) == store.state_at(run_id)
+    for bad in (BIGINT_MAX + 1, -5):
+        with pytest.raises(SeqOutOfRangeError):
+            store.state_at(run_id, bad)
+
+
+def test_last_seq_is_the_seq_of_the_last_event(store: Store) -> None:
+    run_id = _log(store)
+    assert store.last_seq(run_id) == 9
+    empty = store.create_run(name=None, config={}, policy="p", seed=0, version="0")
+    assert store.last_seq(empty.id) == 0
+    with pytest.raises(UnknownRunError):
+        store.last_seq("000000000000")
+
+
+def test_state_at_reports_progress_over_a_long_log(store: Store) -> None:
+    run = store.create_run(name=None, config={}, policy="p", seed=0, version="0")
+    store.append(run.id, [Transition("cpu", f"cpu/{i % 3}", "k", after={"i": i}) for i in range(5000)])
+    seen: list[tuple[int, int]] = []
+    store.state_at(run.id, 4500, progress=lambda done, total: seen.append((done, total)))
+    assert seen and all(total == 4500 for _, total in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] <= 4500
+
+
+#: Values a text-format COPY or a JSON encoder could get wrong: quotes, backslashes,
+#: tabs, newlines, COPY's own markers, non-ASCII, nesting, big integers, empty containers.
+AWKWARD = {
+    "quote": 'say "hi"',
+    "backslash": "C:\\dsa\\wq0.0",
+    "copy_markers": "\\N\t\\.\n",
+    "control": "a\tb\nc\rd\x01",
+    "unicode": "pasid \u2192 mm \U0001f600",
+    "nested": {"list": [1, [2, 3], {"k": None}], "empty": {}, "none": None},
+    "big": 2**62,
+    "negative": -(2**40),
+    "float": 0.1,
+    "flag": True,
+}
+
+
+def test_awkward_json_values_come_back_as_they_went_in(store: Store) -> None:
+    run = store.create_run(name=None, config={}, policy="p", seed=0, version="0")
+    store.append(
+        run.id,
+        [
+            Transition("cpu", "thread/1", "k", before={"x": "\\N"}, after=AWKWARD, detail={"why": 'a "b"\\'}),
+            Transition("cpu", "thread/2", "k", after={"tab\tkey": "v", "": 0}),
+        ],
+    )
+    first, second = store.events(run.id)
+    assert first.before == {"x": "\\N"}
+    assert first.after == AWKWARD
+    assert first.detail == {"why": 'a "b"\\'}
+    assert second.after == {"tab\tkey": "v", "": 0}
+    assert store.state_at(run.id) == {"thread/1": AWKWARD, "thread/2": {"tab\tkey": "v", "": 0}}
+
+
+def test_a_long_fold_keeps_a_snapshot_at_every_multiple_and_later_folds_start_there(store: Store) -> None:
+    store.snapshot_every = 10
+    run = store.create_run(name=None, config={}, policy="p", seed=0, version="0")
+    ts = [Transition("cpu", f"cpu/{i % 4}", "k", after={"i": i}) for i in range(195)]
+    ts.append(Transition("cpu", "cpu/1", "gone", before={"i": 1}, after=None))
+    ts += [Transition("cpu", "cpu/9", "k", after={"i": i}) for i in range(4)]
+    store.append(run.id, ts)
+    store.state_at(run.id)
+    with store.engine.connect() as conn:
+        seqs = conn.exec_driver_sql("SELECT seq FROM snapshots ORDER BY seq").scalars().all()
+    assert seqs == list(range(10, 201, 10))
+    folded = store.stats["events_folded"]
+    for seq in (9, 10, 11, 195, 196, 199, 200):
+        # From the snapshot at or before seq: at most snapshot_every - 1 events folded.
+        assert store.state_at(run.id, seq) == fold(ts[:seq])
+        assert store.stats["events_folded"] - folded == seq % 10
+        folded = store.stats["events_folded"]

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from svasim.model.transition import Transition
-from svasim.store import RunExistsError, RunInfo, Store, UnknownRunError
+from svasim.store import RunExistsError, RunInfo, Store, StoreNotFoundError, UnknownRunError
+
+from .threads import in_threads
 
 RUN_ARGS: dict[str, Any] = {
     "config": {"cpus": 4, "devices": ["dsa0"]},
@@ -103,17 +105,12 @@ def test_get_or_create_run_creates_once_then_returns_the_same_run(store: Store) 
 
 def test_get_or_create_run_race_between_threads_yields_one_run(store: Store) -> None:
     barrier = threading.Barrier(8)
-    ids: list[str] = []
 
-    def racer() -> None:
+    def racer() -> str:
         barrier.wait()
-        ids.append(store.get_or_create_run("race", version="1", **RUN_ARGS).id)
+        return store.get_or_create_run("race", version="1", **RUN_ARGS).id
 
-    threads = [threading.Thread(target=racer) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ids = in_threads(racer, [()] * 8)
     assert len(ids) == 8 and len(set(ids)) == 1
     assert [r.name for r in store.list_runs()] == ["race"]
 
@@ -141,3 +138,31 @@ def test_get_or_create_run_race_between_processes_yields_one_run(store: Store) -
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert len(set(ids)) == 1
     assert [r.id for r in store.list_runs()] == ids[:1]
+
+
+def test_list_runs_lists_the_newest_first(store: Store) -> None:
+    names = [_run(store, f"r{i}").name for i in range(4)]
+    assert [r.name for r in store.list_runs()] == names[::-1]
+
+
+def test_opening_without_create_refuses_a_missing_sqlite_file_and_creates_nothing(tmp_path: Any) -> None:
+    path = tmp_path / "typo.db"
+    with pytest.raises(StoreNotFoundError, match="no store"):
+        Store.open(f"sqlite:///{path}", create=False)
+    assert not path.exists()
+    with pytest.raises(StoreNotFoundError):
+        Store.open("sqlite://", create=False)
+
+
+def test_opening_without_create_refuses_a_database_that_is_not_a_store(store_url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:  # a database, but nothing of svasim in it
+        conn.exec_driver_sql("CREATE TABLE unrelated (x INTEGER)")
+    engine.dispose()
+    with pytest.raises(StoreNotFoundError, match="no svasim schema"):
+        Store.open(store_url, create=False)
+    Store.open(store_url).close()  # an ordinary open migrates it
+    with Store.open(store_url, create=False) as store:
+        assert store.list_runs() == []

@@ -26,7 +26,7 @@ importer checks.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
 from svasim.model.transition import Transition
@@ -59,11 +59,12 @@ def _dumps(obj: dict[str, Any]) -> str:
     return json.dumps({k: _canonical(v) for k, v in obj.items()}, ensure_ascii=False, separators=(",", ":"))
 
 
-def export_jsonl(store: Store, run_id: str, out: TextIO) -> int:
+def export_jsonl(store: Store, run_id: str, out: TextIO, *, progress: Callable[[int], None] | None = None) -> int:
     """Write run ``run_id`` (an id or a name) to ``out`` as JSON Lines; return the event count.
 
     The export is of the events recorded when it starts: a run still being recorded is
-    cut at that point, so the header's event count is exact. Raises
+    cut at that point, so the header's event count is exact. ``progress(written)`` is
+    called after each page of events. Raises
     :class:`~svasim.store.store.UnknownRunError` for an unknown run.
     """
     run = store.get_run(run_id)
@@ -94,6 +95,8 @@ def export_jsonl(store: Store, run_id: str, out: TextIO) -> int:
             out.write(_dumps(e.as_dict()) + "\n")
         written += len(page)
         after = page[-1].seq
+        if progress is not None:
+            progress(written)
     if written != last:
         # Seqs are gap-free and events are only deleted with their run: the run was
         # deleted while we read it.
@@ -104,7 +107,7 @@ def export_jsonl(store: Store, run_id: str, out: TextIO) -> int:
 # -- import --------------------------------------------------------------------------------
 
 
-def _lines(src: TextIO) -> Iterator[tuple[int, str]]:
+def _lines(src: Iterable[str]) -> Iterator[tuple[int, str]]:
     """(line number from 1, text) of the non-blank lines."""
     for number, line in enumerate(src, start=1):
         if line.strip():
@@ -234,7 +237,7 @@ def _create(store: Store, run: dict[str, Any], name: str | None) -> RunInfo:
     raise ValueError(f"no free name for the imported run {original!r}")  # pragma: no cover
 
 
-def import_jsonl(store: Store, src: TextIO, *, name: str | None = None) -> RunInfo:
+def import_jsonl(store: Store, src: Iterable[str], *, name: str | None = None) -> RunInfo:
     """Import a run written by :func:`export_jsonl` into ``store`` as a new run.
 
     The run gets a new id; its name is ``name`` if given (:class:`RunExistsError` if that

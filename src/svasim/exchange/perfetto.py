@@ -53,8 +53,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from svasim.model.idxd import DsaOpcode
 from svasim.store.store import EventRow, RunInfo
+from svasim_api.idxd import DsaOpcode
 
 __all__ = ["to_chrome_trace", "write_chrome_trace"]
 

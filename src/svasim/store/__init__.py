@@ -17,19 +17,25 @@ from svasim.store.recorder import (
     RecorderTimeoutError,
 )
 from svasim.store.store import (
+    SEQ_MAX,
+    EventFilter,
     EventRow,
     RunExistsError,
     RunInfo,
     SchemaNotCurrentError,
+    SeqOutOfRangeError,
     State,
     Store,
+    StoreNotFoundError,
     UnknownRunError,
     fold,
     new_run_id,
 )
 
 __all__ = [
+    "SEQ_MAX",
     "Durability",
+    "EventFilter",
     "EventRow",
     "Recorder",
     "RecorderError",
@@ -38,8 +44,10 @@ __all__ = [
     "RunExistsError",
     "RunInfo",
     "SchemaNotCurrentError",
+    "SeqOutOfRangeError",
     "State",
     "Store",
+    "StoreNotFoundError",
     "UnknownRunError",
     "current_revision",
     "fold",

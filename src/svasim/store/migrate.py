@@ -16,14 +16,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import URL, Connection, Engine
 
 from svasim.store.engine import create_engine, write_connection
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported where it is used: it costs a fifth of a second, and opening a store
+# that is already at SCHEMA_REVISION (every reading command) needs none of it.
+
+#: The revision this code's schema is: the head of ``svasim_migrations`` (a test holds
+#: the two equal). A database found at it is opened without loading Alembic.
+SCHEMA_REVISION = "0002"
 
 #: Key of the PostgreSQL advisory lock held while migrating ("svasim" in ASCII).
 MIGRATION_LOCK_KEY = 0x73766173696D
@@ -47,6 +55,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
     With ``connection``, ``env.py`` runs the migrations on it (inside whatever
     transaction the caller holds) instead of opening its own.
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", script_location())
     if connection is not None:
@@ -56,6 +66,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     """The revision the code's schema corresponds to (the single head)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships 0001
         raise RuntimeError("svasim_migrations has no revisions")
@@ -89,6 +101,8 @@ def lock_for_migration(connection: Connection) -> None:
 def upgrade_connection(connection: Connection, revision: str = "head") -> None:
     """Migrate on ``connection`` (from :func:`~svasim.store.engine.write_connection`, not
     in a transaction) in one transaction, committed on success."""
+    from alembic import command
+
     with connection.begin():
         lock_for_migration(connection)
         command.upgrade(alembic_config(connection), revision)
@@ -105,12 +119,29 @@ def upgrade(target: str | URL | Engine, revision: str = "head") -> None:
 
 def current_revision(target: str | URL | Engine) -> str | None:
     """The revision the database at ``target`` is at, or None if it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     with _engine_for(target) as engine, engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def is_current(engine: Engine) -> bool:
+    """Whether the database is at :data:`SCHEMA_REVISION`, read without Alembic.
+
+    False for a database never migrated or at another revision (the caller then asks
+    Alembic, which knows what to do about it).
+    """
+    with engine.connect() as connection:
+        if not sa_inspect(connection).has_table("alembic_version"):
+            return False
+        found = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    return found == [SCHEMA_REVISION]
+
+
 def downgrade(target: str | URL | Engine, revision: str) -> None:
     """Take the database at ``target`` back down to ``revision`` (one transaction)."""
+    from alembic import command
+
     with _engine_for(target) as engine, write_connection(engine) as connection, connection.begin():
         lock_for_migration(connection)
         command.downgrade(alembic_config(connection), revision)

@@ -23,10 +23,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Literal, Self, TypedDict
+from contextlib import AbstractContextManager, nullcontext
+from typing import Literal, TypedDict
 
 from svasim.model.transition import Transition
+from svasim.store.closing import Closing
 from svasim.store.store import Store, UnknownRunError
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class RecorderStats(TypedDict):
     failures: int
 
 
-class Recorder:
+class Recorder(Closing):
     """Batching, ordered writer of one run's transitions to a :class:`Store`.
 
     Thread-safe. Call :meth:`close` when done: transitions still buffered when the
@@ -115,6 +116,8 @@ class Recorder:
         self._last_error: BaseException | None = None
         self._closing = False
         self._stop = threading.Event()  # abandons retries (close timed out)
+        #: Wraps every store write, given its size in transitions (metrics time it there).
+        self.write_observer: Callable[[int], AbstractContextManager[object]] = lambda n: nullcontext()
 
         self._thread = threading.Thread(target=self._run, name=f"svasim-recorder-{run_id}", daemon=True)
         self._thread.start()
@@ -296,7 +299,8 @@ class Recorder:
                 # Only a chunk that failed before can have been committed without us
                 # hearing of it: only then is the store asked what it already has.
                 retry = chunk[0].origin_seq is not None and chunk[0].origin_seq <= self._failed_upto
-                self._store.append(self._run_id, chunk, origin=self._origin, retry=retry)
+                with self.write_observer(len(chunk)):
+                    self._store.append(self._run_id, chunk, origin=self._origin, retry=retry)
             except Exception as exc:
                 self._failed_upto = max(self._failed_upto, chunk[-1].origin_seq or 0)
                 with self._lock:
@@ -385,17 +389,6 @@ class Recorder:
                 f"recorder of run {self._run_id} closed with {lost} transitions not committed (last error: {error!r})"
             )
             raise exc from error
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def stats(self) -> RecorderStats:
         """A consistent snapshot of the counters."""

@@ -26,19 +26,20 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Protocol, Self
+from pathlib import Path
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import Text, delete, insert, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, Engine, Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from svasim.model.transition import INPUT_KIND, Transition
 from svasim.store import migrate as _migrate
+from svasim.store.closing import Closing
 from svasim.store.engine import create_engine, is_sqlite_memory, write_connection
 from svasim.store.schema import events as events_table
 from svasim.store.schema import runs as runs_table
@@ -49,6 +50,8 @@ State = dict[str, dict[str, Any]]
 
 # Rows read per round trip when streaming a run's log (state_at).
 _STREAM_CHUNK = 2000
+# Snapshots a fold holds before it writes them (each is a copy of the whole state).
+_SNAPSHOTS_HELD = 4
 
 
 class UnknownRunError(KeyError):
@@ -65,6 +68,56 @@ class RunExistsError(ValueError):
 
 class SchemaNotCurrentError(RuntimeError):
     """The database is not at the schema revision this code needs."""
+
+
+class StoreNotFoundError(RuntimeError):
+    """No store at the URL: the database does not exist or was never migrated."""
+
+
+#: The largest seq the store can hold: seqs are signed 64-bit BIGINT columns.
+SEQ_MAX = 2**63 - 1
+
+
+class SeqOutOfRangeError(ValueError):
+    """A seq given to a query is outside 0 .. 2**63-1, so no event can have it."""
+
+
+def check_seq(name: str, value: int) -> int:
+    """``value`` if it can be a seq bound (0 .. :data:`SEQ_MAX`), else :class:`SeqOutOfRangeError`.
+
+    The check is here rather than in the driver, which would raise an OverflowError
+    that says nothing about which argument was wrong.
+    """
+    if not 0 <= value <= SEQ_MAX:
+        raise SeqOutOfRangeError(f"{name} is {value}; a seq is between 0 and {SEQ_MAX} (2**63-1)")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events of a run a query reads: ``after_seq < seq <= until_seq``, and names.
+
+    ``entity``, ``kind`` and ``service`` match exact values; ``entity_prefix`` and
+    ``kind_prefix`` match case-sensitive name prefixes. None (or an empty prefix) matches
+    everything. Seqs outside 0 .. 2**63-1 raise :class:`SeqOutOfRangeError`.
+    """
+
+    after_seq: int = 0
+    until_seq: int | None = None
+    entity: str | None = None
+    entity_prefix: str | None = None
+    kind: str | None = None
+    kind_prefix: str | None = None
+    service: str | None = None
+
+    def __post_init__(self) -> None:
+        check_seq("after_seq", self.after_seq)
+        if self.until_seq is not None:
+            check_seq("until_seq", self.until_seq)
+
+    def but(self, **changes: Any) -> EventFilter:
+        """A copy with ``changes`` (EventFilter fields; an unknown name is a TypeError)."""
+        return replace(self, **changes) if changes else self
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,19 +167,13 @@ class EventRow:
         """Whether this records a client request (replayed as input) rather than a change."""
         return self.kind == INPUT_KIND
 
+    def as_transition(self) -> Transition:
+        """The event as the model's :class:`Transition` (committed: seq and cause are ints)."""
+        return Transition(**{name: getattr(self, name) for name in _TRANSITION_FIELDS})
+
     def as_dict(self) -> dict[str, Any]:
         """The event as plain data (no run id): what exports and ``trace show --json`` print."""
-        return {
-            "seq": self.seq,
-            "service": self.service,
-            "entity": self.entity,
-            "kind": self.kind,
-            "before": self.before,
-            "after": self.after,
-            "cause": self.cause,
-            "cycles": self.cycles,
-            "detail": self.detail,
-        }
+        return self.as_transition().as_dict()
 
 
 class FoldableEvent(Protocol):
@@ -171,14 +218,12 @@ def fold(events: Iterable[FoldableEvent], state: State | None = None) -> State:
     return dict(sorted(result.items()))
 
 
-#: Reserve n seqs of a run: built once (statement construction is not free on the
-#: request path), bound per append.
-_RESERVE = (
-    update(runs_table)
-    .where(runs_table.c.id == bindparam("rid"))
-    .values(next_seq=runs_table.c.next_seq + bindparam("n"))
-    .returning(runs_table.c.next_seq)
-)
+#: JSON as the store writes it: compact, and without the cycle check (transitions are trees).
+_encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+# Stored JSON, decoded by the decoder's own entry point: it skips json.loads' checks for
+# surrounding whitespace, which the store never writes.
+_raw_decode_json = json.JSONDecoder().raw_decode
 
 
 def new_run_id() -> str:
@@ -207,19 +252,16 @@ def _run_info(row: Row[Any]) -> RunInfo:
     )
 
 
-def _event_row(row: Row[Any]) -> EventRow:
-    return EventRow(
-        run_id=row.run_id,
-        seq=row.seq,
-        service=row.service,
-        entity=row.entity,
-        kind=row.kind,
-        before=row.before,
-        after=row.after,
-        cause=row.cause,
-        cycles=row.cycles,
-        detail=row.detail,
-    )
+#: The fields an EventRow shares with the events table, and with a Transition.
+_EVENT_ROW_FIELDS = tuple(f.name for f in fields(EventRow))
+_TRANSITION_FIELDS = tuple(n for n in _EVENT_ROW_FIELDS if n != "run_id")
+
+
+#: The columns of an EventRow, in its field order; JSON ones read as their text.
+_EVENT_ROW_COLUMNS = tuple(
+    type_coerce(events_table.c[name], Text) if name in ("before", "after", "detail") else events_table.c[name]
+    for name in _EVENT_ROW_FIELDS
+)
 
 
 def _glob_escape(prefix: str) -> str:
@@ -227,7 +269,7 @@ def _glob_escape(prefix: str) -> str:
     return prefix.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
 
 
-class Store:
+class Store(Closing):
     """Access to the runs and events in one database (SQLite or PostgreSQL).
 
     Thread-safe: every method uses its own connection and transaction. Open it with
@@ -241,6 +283,12 @@ class Store:
         """
         self._engine = engine
         self._dialect = engine.dialect.name
+        if self._dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {self._dialect!r}: svasim stores runs in SQLite or PostgreSQL")
+        # Reserve n seqs of a run: the row lock (the write lock on SQLite) that orders
+        # writers, taken by the statement that hands out the numbers.
+        mark = "?" if self._dialect == "sqlite" else "%s"
+        self._reserve_sql = f"UPDATE runs SET next_seq = next_seq + {mark} WHERE id = {mark} RETURNING next_seq"
         # An in-memory SQLite database is ONE connection shared by all threads; its
         # transactions must not interleave, so they take turns. Elsewhere each call has
         # its own pooled connection and the database does the locking.
@@ -249,21 +297,33 @@ class Store:
         self.stats: Counter[str] = Counter()
 
     @classmethod
-    def open(cls, url: str | URL, *, migrate: bool = True) -> Store:
+    def open(cls, url: str | URL, *, migrate: bool = True, create: bool = True) -> Store:
         """Open the store at ``url``, migrating its schema to head unless ``migrate`` is False.
 
         With ``migrate=False`` the database must already be at head
-        (:class:`SchemaNotCurrentError` otherwise).
+        (:class:`SchemaNotCurrentError` otherwise). With ``create=False`` it must already
+        be a store: a SQLite file that does not exist, or a database that was never
+        migrated, is :class:`StoreNotFoundError`, and nothing is created.
         """
-        engine = create_engine(url)
+        u = make_url(url)
+        shown = u.render_as_string(hide_password=True)
+        if not create and u.get_backend_name() == "sqlite":
+            # Connecting would create the file; look first.
+            if is_sqlite_memory(u) or not Path(u.database or "").is_file():
+                raise StoreNotFoundError(f"no store at {shown}: no such database file")
+        engine = create_engine(u)
         try:
+            if _migrate.is_current(engine):
+                return cls(engine)  # the common case, at no cost of Alembic
+            if not create and _migrate.current_revision(engine) is None:
+                raise StoreNotFoundError(f"no store at {shown}: the database has no svasim schema")
             if migrate:
                 _migrate.upgrade(engine)
             else:
                 current, head = _migrate.current_revision(engine), _migrate.head_revision()
                 if current != head:
                     raise SchemaNotCurrentError(
-                        f"database {engine.url.render_as_string(hide_password=True)} is at "
+                        f"database {shown} is at "
                         f"schema revision {current!r}, this code needs {head!r}; "
                         "open it with migrate=True or run svasim.store.migrate.upgrade()"
                     )
@@ -285,17 +345,6 @@ class Store:
     def close(self) -> None:
         """Close the pooled connections. Idempotent."""
         self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- connections -----------------------------------------------------------------
 
@@ -320,26 +369,16 @@ class Store:
 
     # -- runs ------------------------------------------------------------------------
 
-    def _run_values(
-        self,
-        *,
-        run_id: str,
-        name: str | None,
-        config: dict[str, Any],
-        policy: str,
-        seed: int,
-        version: str,
-        parent_run_id: str | None,
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _run_values(name: str | None, settings: dict[str, Any]) -> dict[str, Any]:
+        """The row of a new run: a fresh id, ``name`` (default ``run-<id>``), ``settings``
+        (config, policy, seed, version, parent_run_id) and an empty log."""
+        run_id = new_run_id()
         return {
             "id": run_id,
             "name": name if name is not None else f"run-{run_id}",
             "created_at": datetime.now(UTC),
-            "config": config,
-            "policy": policy,
-            "seed": seed,
-            "version": version,
-            "parent_run_id": parent_run_id,
+            **settings,
             "next_seq": 1,
         }
 
@@ -365,16 +404,15 @@ class Store:
         Raises :class:`RunExistsError` if the name is taken and :class:`UnknownRunError`
         if ``parent_run_id`` does not exist.
         """
+        settings = {
+            "config": config,
+            "policy": policy,
+            "seed": seed,
+            "version": version,
+            "parent_run_id": parent_run_id,
+        }
         for _ in range(3):  # a retry only on the (2**-48) chance of an id collision
-            values = self._run_values(
-                run_id=new_run_id(),
-                name=name,
-                config=config,
-                policy=policy,
-                seed=seed,
-                version=version,
-                parent_run_id=parent_run_id,
-            )
+            values = self._run_values(name, settings)
             try:
                 with self._write() as conn:
                     self._check_parent(conn, parent_run_id)
@@ -408,16 +446,15 @@ class Store:
         CONFLICT DO NOTHING`` and then read back, so all of them get the same run. When
         the run exists, the other arguments are ignored (they are not compared).
         """
+        settings = {
+            "config": config,
+            "policy": policy,
+            "seed": seed,
+            "version": version,
+            "parent_run_id": parent_run_id,
+        }
         for _ in range(3):
-            values = self._run_values(
-                run_id=new_run_id(),
-                name=name,
-                config=config,
-                policy=policy,
-                seed=seed,
-                version=version,
-                parent_run_id=parent_run_id,
-            )
+            values = self._run_values(name, settings)
             with self._write() as conn:
                 self._check_parent(conn, parent_run_id)
                 # Under READ COMMITTED (PostgreSQL) the INSERT waits for a concurrent
@@ -439,8 +476,7 @@ class Store:
         if not rows:
             return None
         # A name may look like another run's id; the id wins.
-        rows.sort(key=lambda r: r.id != id_or_name)
-        return _run_info(rows[0])
+        return _run_info(min(rows, key=lambda r: r.id != id_or_name))
 
     def get_run(self, id_or_name: str) -> RunInfo:
         """The run with this id, or else with this name (:class:`UnknownRunError` if none)."""
@@ -450,9 +486,9 @@ class Store:
         return run
 
     def list_runs(self) -> list[RunInfo]:
-        """All runs, oldest first, each with its :attr:`RunInfo.event_count`."""
+        """All runs, newest first, each with its :attr:`RunInfo.event_count`."""
         with self._read() as conn:
-            rows = conn.execute(select(runs_table).order_by(runs_table.c.created_at, runs_table.c.id)).all()
+            rows = conn.execute(select(runs_table).order_by(runs_table.c.created_at.desc(), runs_table.c.id)).all()
         return [_run_info(r) for r in rows]
 
     def delete_run(self, run_id: str) -> None:
@@ -511,9 +547,12 @@ class Store:
         # Resolve what does not depend on the reserved seqs before taking any lock, so the
         # transaction (and the lock it holds) lasts no longer than the writes themselves.
         # Causes are either absolute seqs or indexes into this batch (kept apart by sign:
-        # an index i is stored as -1 - i).
-        rows: list[dict[str, Any]] = []
+        # an index i is stored as -1 - i). Rows are built once, as the driver takes them
+        # (JSON already encoded, None as SQL NULL): per-row parameter processing in
+        # SQLAlchemy costs more than the insert itself.
+        rows: list[list[Any]] = []
         causes: list[int | None] = []
+        enc = _encode_json
         for i, t in enumerate(transitions):
             if t.seq is not None:
                 raise ValueError(f"transition {i} ({t.kind} {t.entity}) is already at seq {t.seq}")
@@ -539,43 +578,95 @@ class Store:
                         f"{cause.kind} {cause.entity}, which is neither committed nor in "
                         "this batch; append the cause first"
                     )
+            before, after, detail = t.before, t.after, t.detail
+            # Columns in the order of _EVENT_COLUMNS; seq and cause are filled in below.
             rows.append(
-                {
-                    "run_id": run_id,
-                    "seq": 0,
-                    "service": t.service,
-                    "entity": t.entity,
-                    "kind": t.kind,
-                    "before": t.before,
-                    "after": t.after,
-                    "cause": None,
-                    "cycles": t.cycles,
-                    "detail": t.detail,
-                    "origin": origin,
-                    "origin_seq": t.origin_seq,
-                }
+                [
+                    run_id,
+                    0,
+                    t.service,
+                    t.entity,
+                    t.kind,
+                    None if before is None else enc(before),
+                    None if after is None else enc(after),
+                    None,
+                    t.cycles,
+                    None if detail is None else enc(detail),
+                    origin,
+                    t.origin_seq,
+                ]
             )
 
-        with self._write() as conn:
-            next_seq = conn.execute(_RESERVE, {"rid": run_id, "n": n}).scalar_one_or_none()
-            if next_seq is None:
+        with self._raw_write() as cursor:
+            cursor.execute(self._reserve_sql, (n, run_id))
+            reserved = cursor.fetchone()
+            if reserved is None:
                 raise UnknownRunError(f"no run with id {run_id!r}")
-            first = next_seq - n
+            first = reserved[0] - n
+            seq = first
             for i, (row, cause_ref) in enumerate(zip(rows, causes, strict=True)):
-                seq = first + i
-                row["seq"] = seq
+                row[1] = seq
                 if cause_ref is not None:
                     cause_seq = first - 1 - cause_ref if cause_ref < 0 else cause_ref
                     if cause_seq >= seq:
                         raise ValueError(
                             f"transition {i} at seq {seq} names cause seq {cause_seq}, which is not before it"
                         )
-                    row["cause"] = cause_seq
-            self._insert_events(conn, rows)
+                    row[7] = cause_seq
+                seq += 1
+            if self._dialect == "sqlite":
+                cursor.executemany(self._INSERT_SQL, rows)
+            else:
+                # COPY streams the rows in one statement: no per-row statement or binding.
+                with cursor.copy(self._COPY_SQL) as copy:
+                    write_row = copy.write_row
+                    for row in rows:
+                        write_row(row)
         # Committed (the with-block exited without an exception): now, and only now, the
         # seqs are real.
         for i, t in enumerate(transitions):
             t.seq = first + i
+
+    @contextmanager
+    def _raw_write(self) -> Iterator[Any]:
+        """A write transaction on the driver's own connection, committed on success.
+
+        The append path: one reservation and one bulk insert need none of SQLAlchemy's
+        statement handling, whose per-transaction cost is larger than theirs on a unary
+        request. ``BEGIN IMMEDIATE`` on SQLite as in :meth:`_write`; psycopg opens the
+        transaction itself. The driver's errors are raised as SQLAlchemy's, like those of
+        every other write, and a connection the database dropped leaves the pool.
+        """
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
+        with self._serial:
+            raw = self._engine.raw_connection()
+            cursor = None
+            try:
+                cursor = raw.cursor()
+                if self._dialect == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                raw.commit()
+            except BaseException as e:
+                try:
+                    raw.rollback()
+                except dbapi_error:
+                    pass  # the connection is gone; invalidated below
+                if isinstance(e, dbapi_error):
+                    dropped = self._engine.dialect.is_disconnect(e, raw.dbapi_connection, cursor)
+                    if dropped:
+                        raw.invalidate(e)
+                    raise DBAPIError.instance(
+                        None, None, e, dbapi_error, connection_invalidated=dropped, dialect=self._engine.dialect
+                    ) from e
+                raise
+            finally:
+                if cursor is not None:
+                    try:
+                        cursor.close()
+                    except dbapi_error:
+                        pass
+                raw.close()
 
     _EVENT_COLUMNS = (
         "run_id",
@@ -591,26 +682,8 @@ class Store:
         "origin",
         "origin_seq",
     )
-    _JSON_COLUMNS = frozenset({"before", "after", "detail"})
-
-    def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """The one executemany of an append.
-
-        On SQLite the rows go to the driver directly (JSON serialised here, None as SQL
-        NULL, exactly as the JSON column type would): per-row parameter processing in the
-        ORM layer costs more than the insert itself on the request path.
-        """
-        if self._dialect != "sqlite":
-            conn.execute(insert(events_table), rows)
-            return
-        cols = self._EVENT_COLUMNS
-        sql = f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-        dumps = json.dumps
-        params = [
-            tuple((None if r[c] is None else dumps(r[c])) if c in self._JSON_COLUMNS else r[c] for c in cols)
-            for r in rows
-        ]
-        conn.exec_driver_sql(sql, params)
+    _INSERT_SQL = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})"
+    _COPY_SQL = f"COPY events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN"
 
     def _skip_committed(self, run_id: str, transitions: Sequence[Transition], origin: str) -> Sequence[Transition]:
         """A retried append: give back their seqs to the transitions an earlier attempt
@@ -634,34 +707,23 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _filters(
-        self,
-        run_id: str,
-        *,
-        after_seq: int = 0,
-        until_seq: int | None = None,
-        entity: str | None = None,
-        entity_prefix: str | None = None,
-        kind: str | None = None,
-        kind_prefix: str | None = None,
-        service: str | None = None,
-    ) -> list[ColumnElement[bool]]:
+    def _filters(self, run_id: str, where: EventFilter) -> list[ColumnElement[bool]]:
         c = events_table.c
         conds: list[ColumnElement[bool]] = [c.run_id == run_id]
-        if after_seq:
-            conds.append(c.seq > after_seq)
-        if until_seq is not None:
-            conds.append(c.seq <= until_seq)
-        if entity is not None:
-            conds.append(c.entity == entity)
-        if entity_prefix:
-            conds.append(self._startswith(c.entity, entity_prefix))
-        if kind is not None:
-            conds.append(c.kind == kind)
-        if kind_prefix:
-            conds.append(self._startswith(c.kind, kind_prefix))
-        if service is not None:
-            conds.append(c.service == service)
+        if where.after_seq:
+            conds.append(c.seq > where.after_seq)
+        if where.until_seq is not None:
+            conds.append(c.seq <= where.until_seq)
+        if where.entity is not None:
+            conds.append(c.entity == where.entity)
+        if where.entity_prefix:
+            conds.append(self._startswith(c.entity, where.entity_prefix))
+        if where.kind is not None:
+            conds.append(c.kind == where.kind)
+        if where.kind_prefix:
+            conds.append(self._startswith(c.kind, where.kind_prefix))
+        if where.service is not None:
+            conds.append(c.service == where.service)
         return conds
 
     def _startswith(self, column: Any, prefix: str) -> ColumnElement[bool]:
@@ -671,69 +733,80 @@ class Store:
         return column.startswith(prefix, autoescape=True)
 
     def events(
-        self,
-        run_id: str,
-        *,
-        after_seq: int = 0,
-        until_seq: int | None = None,
-        entity: str | None = None,
-        entity_prefix: str | None = None,
-        kind: str | None = None,
-        kind_prefix: str | None = None,
-        service: str | None = None,
-        limit: int | None = 1000,
+        self, run_id: str, where: EventFilter | None = None, /, *, limit: int | None = 1000, **criteria: Any
     ) -> list[EventRow]:
-        """Events of a run in seq order, with ``after_seq < seq <= until_seq``.
+        """Events of a run in seq order that pass ``where``, with ``criteria`` (keyword
+        fields of :class:`EventFilter`) applied on top.
 
-        The other arguments filter on exact values or (``*_prefix``) case-sensitive name
-        prefixes; ``limit`` caps the number returned (None: no cap). Page through a long
-        log by passing the last seq seen as ``after_seq``.
+        ``limit`` caps the number returned (None: no cap). Page through a long log by
+        passing the last seq seen as ``after_seq``. Raises :class:`SeqOutOfRangeError`
+        for a seq bound no event can have.
         """
-        conds = self._filters(
-            run_id,
-            after_seq=after_seq,
-            until_seq=until_seq,
-            entity=entity,
-            entity_prefix=entity_prefix,
-            kind=kind,
-            kind_prefix=kind_prefix,
-            service=service,
-        )
-        query = select(events_table).where(*conds).order_by(events_table.c.seq)
+        where = (where or EventFilter()).but(**criteria)
+        query = select(*_EVENT_ROW_COLUMNS).where(*self._filters(run_id, where)).order_by(events_table.c.seq)
         if limit is not None:
             query = query.limit(limit)
+        decode = _raw_decode_json
+        out: list[EventRow] = []
         with self._read() as conn:
-            return [_event_row(r) for r in conn.execute(query)]
+            # JSON columns come as text (SQLite) and are decoded here, once, without the
+            # JSON type's per-value processing; PostgreSQL's driver hands JSONB decoded.
+            for run, seq, service, entity, kind, before, after, cause, cycles, detail in conn.execute(query):
+                out.append(
+                    EventRow(
+                        run,
+                        seq,
+                        service,
+                        entity,
+                        kind,
+                        decode(before)[0] if type(before) is str else before,
+                        decode(after)[0] if type(after) is str else after,
+                        cause,
+                        cycles,
+                        decode(detail)[0] if type(detail) is str else detail,
+                    )
+                )
+        return out
+
+    def last_seq(self, run_id: str) -> int:
+        """The seq of the run's last event (0 for a run without events); by id only.
+
+        Raises :class:`UnknownRunError`.
+        """
+        with self._read() as conn:
+            return self._last_seq(conn, run_id)
+
+    @staticmethod
+    def _last_seq(conn: Connection, run_id: str) -> int:
+        next_seq = conn.execute(select(runs_table.c.next_seq).where(runs_table.c.id == run_id)).scalar_one_or_none()
+        if next_seq is None:
+            raise UnknownRunError(f"no run with id {run_id!r}")
+        return int(next_seq) - 1
 
     def follow(
         self,
         run_id: str,
+        where: EventFilter | None = None,
+        /,
         *,
-        after_seq: int,
-        kind_prefix: str | None = None,
-        entity_prefix: str | None = None,
         poll: float = 0.05,
         limit: int = 1000,
         active: Callable[[], bool] = lambda: True,
+        **criteria: Any,
     ) -> Iterator[list[EventRow]]:
-        """Events of a live run after ``after_seq``, in batches, as they are committed.
+        """Events of a live run that pass ``where`` and ``criteria`` (as for :meth:`events`),
+        in batches, as they are committed.
 
         An empty batch means a poll found nothing new (the caller may stop then); the
         generator ends when ``active()`` turns false. The end of the log is read before
         each query, so a filtered follower skips the range it scanned without skipping
-        what was committed meanwhile.
+        what was committed meanwhile. ``until_seq`` is ignored: a follower has no end.
         """
-        after = after_seq
+        where = (where or EventFilter()).but(**criteria)
+        after = where.after_seq
         while active():
-            last = self.get_run(run_id).event_count
-            rows = self.events(
-                run_id,
-                after_seq=after,
-                until_seq=last,
-                kind_prefix=kind_prefix,
-                entity_prefix=entity_prefix,
-                limit=limit,
-            )
+            last = self.last_seq(run_id)
+            rows = self.events(run_id, where.but(after_seq=after, until_seq=last), limit=limit)
             after = rows[-1].seq if len(rows) == limit else last
             yield rows
             if not rows:
@@ -742,46 +815,100 @@ class Store:
     #: A snapshot is kept every this many events when a state is rebuilt past it.
     snapshot_every = 10_000
 
-    def state_at(self, run_id: str, seq: int | None = None) -> State:
+    def state_at(
+        self, run_id: str, seq: int | None = None, *, progress: Callable[[int, int], None] | None = None
+    ) -> State:
         """The fabric state after event ``seq`` (None: after the last), entities sorted.
 
         Starts from the latest snapshot at or before ``seq`` and folds only the events
         after it (streamed in chunks). Folding past a multiple of ``snapshot_every``
         stores a snapshot there, so a later request for a late point is fast; snapshots
-        never go stale because the log is append-only. Raises :class:`UnknownRunError`.
+        never go stale because the log is append-only. ``progress(folded, total)`` is
+        called as chunks are read. A ``seq`` past the end is the end; raises
+        :class:`UnknownRunError` and :class:`SeqOutOfRangeError`.
         """
-        c = events_table.c
+        if seq is not None:
+            check_seq("seq", seq)
         sc = snapshots_table.c
         with self._read() as conn:
-            run = conn.execute(select(runs_table.c.next_seq).where(runs_table.c.id == run_id)).first()
-            if run is None:
-                raise UnknownRunError(f"no run with id {run_id!r}")
-            last = int(run[0]) - 1
+            last = self._last_seq(conn, run_id)
             until = last if seq is None else min(seq, last)
             snap = conn.execute(
                 select(sc.seq, sc.state).where(sc.run_id == run_id, sc.seq <= until).order_by(sc.seq.desc()).limit(1)
             ).first()
             start, state = (int(snap[0]), dict(snap[1])) if snap is not None else (0, {})
-            query = (
-                select(c.seq, c.entity, c.kind, c.before, c.after)
-                .where(*self._filters(run_id, after_seq=start, until_seq=until))
-                .order_by(c.seq)
-            )
-            rows = conn.execution_options(yield_per=_STREAM_CHUNK).execute(query)
-            new_snapshots: list[tuple[int, State]] = []
-            every = self.snapshot_every
-            chunk: list[Any] = []
-            for row in rows:
-                chunk.append(row)
-                if row.seq % every == 0:
-                    state = fold(chunk, state)
-                    chunk = []
-                    new_snapshots.append((row.seq, state))
-            state = fold(chunk, state) if chunk else dict(sorted(state.items()))
+            state = {name: dict(f) for name, f in state.items()}
+            new_snapshots = self._fold_range(conn, run_id, start, until, state, progress)
         if new_snapshots:
             self._save_snapshots(run_id, new_snapshots)
         self.stats["events_folded"] += until - start
-        return state
+        return dict(sorted(state.items()))
+
+    def _fold_range(
+        self,
+        conn: Connection,
+        run_id: str,
+        start: int,
+        until: int,
+        state: State,
+        progress: Callable[[int, int], None] | None,
+    ) -> list[tuple[int, State]]:
+        """Fold the events ``start < seq <= until`` into ``state`` in place, as :func:`fold`
+        does; return the snapshots to keep (at multiples of ``snapshot_every``).
+
+        The hot loop of a late state: the driver's own cursor, streamed, reading only what
+        a fold needs (``before`` only as "is it NULL"), each ``after`` decoded once and
+        nothing else converted. PostgreSQL hands JSONB back decoded.
+        """
+        if self._dialect == "sqlite":
+            cursor = conn.connection.cursor()
+            mark = "?"
+        else:
+            # A server-side cursor, so a long run is not read into memory at once.
+            cursor = conn.connection.driver_connection.cursor(name=f"svasim_fold_{uuid.uuid4().hex[:8]}")  # type: ignore[union-attr]
+            cursor.itersize = _STREAM_CHUNK
+            mark = "%s"
+        every = self.snapshot_every
+        snapshots: list[tuple[int, State]] = []
+        # One shared connection (a database in memory) cannot write while it reads.
+        midway = not is_sqlite_memory(self._engine.url)
+        decode = _raw_decode_json
+        try:
+            cursor.execute(
+                "SELECT seq, entity, kind, before IS NULL, after FROM events"
+                f" WHERE run_id = {mark} AND seq > {mark} AND seq <= {mark} ORDER BY seq",
+                (run_id, start, until),
+            )
+            while rows := cursor.fetchmany(_STREAM_CHUNK):
+                for seq, entity, kind, no_before, after in rows:
+                    if kind != INPUT_KIND:
+                        if after is None:
+                            if no_before:
+                                if entity not in state:
+                                    state[entity] = {}
+                            else:
+                                state.pop(entity, None)
+                        else:
+                            if type(after) is str:
+                                after = decode(after)[0]
+                            entry = state.get(entity)
+                            if entry is None:
+                                state[entity] = dict(after)
+                            else:
+                                entry.update(after)
+                    if seq % every == 0:
+                        # A copy: the fold goes on changing ``state``.
+                        snapshots.append((seq, {name: dict(f) for name, f in sorted(state.items())}))
+                        if len(snapshots) >= _SNAPSHOTS_HELD and midway:
+                            # Written as the fold goes, so a long fold holds a few states,
+                            # not one per snapshot_every events of the run.
+                            self._save_snapshots(run_id, snapshots)
+                            snapshots = []
+                if progress is not None:
+                    progress(rows[-1][0] - start, until - start)
+        finally:
+            cursor.close()
+        return snapshots
 
     def fold_events_for_test(self, run_id: str, seq: int) -> State:
         """The state after ``seq`` folded from the first event, ignoring snapshots (a
