@@ -1,0 +1,1 @@
+"""Tests of svasim.sweep: definitions, generated workloads, the PASID breakdown, the Dask runner."""
