@@ -1,19 +1,12 @@
-"""Package discovery across the project's three source roots (metadata is in pyproject.toml).
+"""Package discovery across the server's two source roots (metadata is in pyproject.toml).
 
-The import package ``svasim`` lives in ``src/``, the client library ``svasim_client``
-in ``clients/python/`` and the Alembic migrations (``svasim_migrations``) in ``migrations/``.
+The import package ``svasim`` lives in ``src/`` and the Alembic migrations
+(``svasim_migrations``) in ``migrations/``. The API package ``svasim_api`` and the client
+``svasim_client`` are the separate distribution ``svasim-client`` in ``clients/python/``.
 """
 
 from setuptools import find_packages, setup
 
-packages = (
-    find_packages("src", include=["svasim*"])
-    + find_packages("clients/python", include=["svasim_client*"])
-    + ["svasim_migrations", "svasim_migrations.versions"]
-)
-package_dir = {
-    "svasim": "src/svasim",
-    "svasim_client": "clients/python/svasim_client",
-    "svasim_migrations": "migrations",
-}
+packages = find_packages("src", include=["svasim*"]) + ["svasim_migrations", "svasim_migrations.versions"]
+package_dir = {"svasim": "src/svasim", "svasim_migrations": "migrations"}
 setup(packages=packages, package_dir=package_dir)

@@ -21,8 +21,8 @@ from svasim.config import ALL_SERVICES, FabricConfig
 from svasim.exchange import export_jsonl
 from svasim.server import create_server
 from svasim.store import Store
-from svasim.demo import run_workload
 from svasim_client import Client
+from svasim_client.demo import run_demo
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden"
 POLICIES = ("linux-5.18", "linux-5.10", "eager-switch-mm-cmp")
@@ -32,7 +32,7 @@ def record(policy: str, db: str) -> str:
     srv = create_server(FabricConfig(services=ALL_SERVICES, port=0, db=db, policy=policy, cpus=2))
     try:
         with Client(srv.address) as c:
-            run_workload(c, threads=2, per_thread=2, size=256, burst=18)
+            run_demo(c, threads=2, per_thread=2, size=256, burst=18)
     finally:
         srv.stop(1)
     return srv.run_id
