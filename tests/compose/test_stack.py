@@ -146,7 +146,7 @@ def container_id(stack, env: dict[str, str], service: str) -> str:
     return out[0]
 
 
-def test_the_composed_fabric_runs_enqcmd_records_into_postgres_and_survives_a_service_kill(up, stack):
+def test_the_composed_fabric_runs_enqcmd_records_into_postgres_and_refuses_to_resume_a_killed_service_alone(up, stack):
     env = up
     run = env["SVASIM_RUN"]
     image_env = inspect("{{range .Config.Env}}{{println .}}{{end}}", f"svasim:{env['SVASIM_TAG']}").split()
@@ -174,46 +174,55 @@ def test_the_composed_fabric_runs_enqcmd_records_into_postgres_and_survives_a_se
     assert {"cpu", "iommu", "accel"} <= {e[1] for e in before}
 
     # SIGKILL the accel server from the host: no graceful stop, so only what was committed
-    # before each reply survives, and the restart policy (not compose) brings it back.
+    # before each reply survives. The restart policy starts it again, on the same run; a
+    # process hosting part of a split fabric cannot rebuild its state alone, so it refuses
+    # to start empty on a run that has its events (never serves stale or empty state).
     accel = container_id(stack, env, "accel")
     restarts = int(inspect("{{.RestartCount}}", accel))
     os.kill(int(inspect("{{.State.Pid}}", accel)), signal.SIGKILL)
     deadline = time.monotonic() + 180
-    while inspect("{{.RestartCount}} {{.State.Health.Status}}", accel).split() != [str(restarts + 1), "healthy"]:
-        assert time.monotonic() < deadline, f"accel not healthy again: {inspect('{{json .State}}', accel)}"
+    while True:
+        logs = subprocess.run(["docker", "logs", accel], capture_output=True, text=True).stderr
+        if int(inspect("{{.RestartCount}}", accel)) > restarts and f"cannot resume run {run}" in logs:
+            break
+        assert time.monotonic() < deadline, f"accel did not refuse the run: {inspect('{{json .State}}', accel)}"
         time.sleep(1)
-    with Client(ACCEL) as a:
-        assert a.check_health() == "SERVING"
+    assert inspect("{{.State.Health.Status}}", accel) != "healthy"
 
-    after = stored_events(run)
-    # Every event acknowledged before the kill is still there, unchanged, and the log stays gap-free.
-    assert after[: len(before)] == before
-    assert [e[0] for e in after] == list(range(1, len(after) + 1))
-
-    # After the restart the old process either gets correct bytes or a refusal: never a
-    # SUCCESS computed on state the new accel incarnation does not have.
+    # Its peers say so: the cpu service cannot do its work without the accel.
+    deadline = time.monotonic() + 60
     with Client(CPU) as c:
+        while c.check_health("svasim.cpu.v1.CpuService") != "NOT_SERVING":
+            assert time.monotonic() < deadline, "the cpu service stayed SERVING without its accel peer"
+            time.sleep(0.5)
+        # The old process gets a refusal, never a SUCCESS computed without the device.
         try:
             status, moved = memmove(c, proc.pid, tid, wq, data[::-1])
         except SvasimError as e:
             assert e.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION), e
         else:
             assert status != DSA_COMP_SUCCESS or moved == data[::-1]
-        # A process that opens the WQ after the restart is served, byte for byte.
+
+    after = stored_events(run)
+    # Every event acknowledged before the kill is still there, unchanged, and the log stays
+    # gap-free; the refused starts recorded nothing of an empty accel.
+    assert after[: len(before)] == before
+    assert [e[0] for e in after] == list(range(1, len(after) + 1))
+    assert not [e for e in after[len(before) :] if e[1] == "accel"]
+
+    # The way out the refusal names: the whole fabric on a new run.
+    env["SVASIM_RUN"] = f"{run}-next"
+    stack.compose(["up", "-d", "--no-build"], env, PROJECT)
+    stack.wait_healthy(PROJECT, env)
+    with Client(CPU) as c:
+        c.wait_ready(60)
         fresh = c.create_process("after-restart")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                fwq = c.open_wq(fresh.pid, "dsa0", 0)
-                break
-            except SvasimError as e:
-                if e.code != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+        fwq = c.open_wq(fresh.pid, "dsa0", 0)
         c.schedule(fresh.tids[0], 1)
         status, moved = memmove(c, fresh.pid, fresh.tids[0], fwq, data)
         assert status == DSA_COMP_SUCCESS
         assert moved == data
+    assert stored_events(run) == after, "the refused run changed after the fabric moved to a new run"
 
 
 def readme_compose_python() -> str:

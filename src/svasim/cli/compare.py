@@ -26,6 +26,20 @@ from svasim.cli._common import (
 _HEADER_WIDTH = 12
 
 
+#: The cost table of a model run: overrides or a `svasim calibrate` table.
+CostsOption = Annotated[
+    str | None,
+    typer.Option(help="Cost table: JSON overrides or a `svasim calibrate` table.", envvar="SVASIM_COSTS"),
+]
+#: Early PASID free, or each policy's own choice.
+EarlyFreeOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--early-free/--no-early-free", help="Free PASIDs on the last unbind (default: each policy's own choice)."
+    ),
+]
+
+
 def _fold(name: str, width: int) -> str:
     """A policy or run name on lines of at most ``width``, broken after hyphens."""
     parts = name.replace("-", "- ").split(" ")
@@ -79,13 +93,8 @@ def compare(
     ] = "one-heavy-submitter",
     policy: Annotated[list[str] | None, typer.Option(help="Policy to include (repeat); default: all.")] = None,
     plot: Annotated[str | None, typer.Option(help="Write a plot here (.png or .svg).")] = None,
-    costs: Annotated[str | None, typer.Option(help="JSON file of cost-table overrides.", envvar="SVASIM_COSTS")] = None,
-    early_free: Annotated[
-        bool | None,
-        typer.Option(
-            "--early-free/--no-early-free", help="Free PASIDs on the last unbind (default: each policy's own choice)."
-        ),
-    ] = None,
+    costs: CostsOption = None,
+    early_free: EarlyFreeOption = None,
 ) -> None:
     """Run one workload under several PASID policies and compare them side by side.
 
@@ -156,13 +165,8 @@ def explore(
     record_all: Annotated[
         bool, typer.Option("--record-all", help="Record every interleaving, not only those that break an invariant.")
     ] = False,
-    costs: Annotated[str | None, typer.Option(help="JSON file of cost-table overrides.", envvar="SVASIM_COSTS")] = None,
-    early_free: Annotated[
-        bool | None,
-        typer.Option(
-            "--early-free/--no-early-free", help="Free PASIDs on the last unbind (default: each policy's own choice)."
-        ),
-    ] = None,
+    costs: CostsOption = None,
+    early_free: EarlyFreeOption = None,
 ) -> None:
     """Explore where an IPI can land in a kernel sequence, and report broken invariants.
 
