@@ -10,6 +10,7 @@ mm is dropped, not until the last unbind. Each device has a PASID directory inde
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from svasim.model.costs import CostTable
@@ -64,7 +65,7 @@ def check_invalidation_range(address: int, length: int) -> None:
         )
 
 
-def cached_pages(tlb: dict[tuple[int, int], object], pasid: int, address: int, length: int) -> list[tuple[int, int]]:
+def cached_pages(tlb: Mapping[tuple[int, int], object], pasid: int, address: int, length: int) -> list[tuple[int, int]]:
     """The keys ``(pasid, vpn)`` of a TLB cached for ``[address, address+length)`` (all of
     the PASID when ``length`` is 0), in the TLB's order. The cost is bounded by what is
     cached: a range of more pages than the TLB holds is answered from its entries."""
