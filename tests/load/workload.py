@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from svasim_api import idxd
 from svasim_api.cpu.v1 import cpu_pb2
+from svasim_api.errors import retry_delay as api_retry_delay
 from svasim_client import Client, completion_record, memmove_descriptor
 
 SIZE = 4096
@@ -36,12 +35,9 @@ class MissingRetryInfo(AssertionError):
 
 def retry_delay(e: grpc.RpcError) -> float:
     """The RetryInfo delay (seconds) of a refused call; MissingRetryInfo when it has none."""
-    status = rpc_status.from_call(e)  # type: ignore[arg-type]
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return info.retry_delay.ToNanoseconds() / 1e9
+    delay = api_retry_delay(e)
+    if delay is not None:
+        return delay
     raise MissingRetryInfo(f"RESOURCE_EXHAUSTED without a RetryInfo: {e.details()}")  # type: ignore[attr-defined]
 
 

@@ -8,13 +8,11 @@ import time
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from svasim.config import ALL_SERVICES, FabricConfig
 from svasim.server import create_server
 from svasim_api.cpu.v1 import cpu_pb2
-from svasim_api.errors import error_info
+from svasim_api.errors import SvasimError, error_info, retry_delay
 
 from .fabric_fixtures import connect
 
@@ -38,16 +36,6 @@ def slow_fabric(tmp_path, monkeypatch):
         yield srv
     finally:
         srv.stop(0)
-
-
-def retry_delay(e: grpc.RpcError) -> float | None:
-    status = rpc_status.from_call(e)
-    for d in status.details if status else ():
-        if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            d.Unpack(info)
-            return info.retry_delay.ToNanoseconds() / 1e9
-    return None
 
 
 def test_saturation_is_resource_exhausted_with_retry_info_and_refused_requests_change_nothing(slow_fabric):
@@ -77,6 +65,8 @@ def test_saturation_is_resource_exhausted_with_retry_info_and_refused_requests_c
         assert error_info(e).reason == "FABRIC_BUSY"
         delay = retry_delay(e)
         assert delay is not None and delay > 0
+        # The Python client's error carries it too, so a caller can honour it.
+        assert SvasimError.from_rpc_error(e).retry_delay == delay
     # Every acknowledged request is in the record; no refused one is.
     c.flush()
     inputs = c.events(slow_fabric.run_id, kind_prefix="input")

@@ -28,16 +28,18 @@ def rich_status(code: grpc.StatusCode, reason: str, message: str, metadata: Mapp
     return rpc_status.to_status(status)
 
 
-def error_info(e: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """The ErrorInfo of a failed call; None when its status carries none."""
+def _details(e: grpc.RpcError) -> list[any_pb2.Any]:
     try:
         status = rpc_status.from_call(e)  # type: ignore[arg-type]
     except ValueError:
         # A status whose details disagree with the call's own code or message is not ours.
-        return None
-    if status is None:
-        return None
-    for detail in status.details:
+        return []
+    return list(status.details) if status is not None else []
+
+
+def error_info(e: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo of a failed call; None when its status carries none."""
+    for detail in _details(e):
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
@@ -45,16 +47,36 @@ def error_info(e: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
     return None
 
 
+def retry_delay(e: grpc.RpcError) -> float | None:
+    """Seconds the server asks a refused caller to wait before retrying (its RetryInfo,
+    sent with RESOURCE_EXHAUSTED when the fabric is saturated); None when there is none."""
+    for detail in _details(e):
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.ToNanoseconds() / 1e9
+    return None
+
+
 class SvasimError(Exception):
     """A request the fabric refused: the call's code and message, and its ErrorInfo's
-    ``reason`` and ``metadata`` ("" and {} when the status had no ErrorInfo)."""
+    ``reason`` and ``metadata`` ("" and {} when the status had no ErrorInfo), and the
+    ``retry_delay`` in seconds its RetryInfo asks for (None when it has none)."""
 
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str]) -> None:
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str,
+        metadata: dict[str, str],
+        retry_delay: float | None = None,
+    ) -> None:
         super().__init__(f"{code.name} {reason}: {message}" if reason else f"{code.name}: {message}")
         self.code = code
         self.reason = reason
         self.message = message
         self.metadata = metadata
+        self.retry_delay = retry_delay
 
     @classmethod
     def from_rpc_error(cls, e: grpc.RpcError) -> SvasimError:
@@ -65,4 +87,5 @@ class SvasimError(Exception):
             info.reason if info else "",
             e.details() or "",  # type: ignore[attr-defined]
             dict(info.metadata) if info else {},
+            retry_delay(e),
         )
