@@ -30,6 +30,20 @@ DbOpt = Annotated[str, typer.Option("--db", envvar="SVASIM_DB", help="SQLAlchemy
 __all__ = ["DEFAULT_DB", "DbOpt", "console", "err_console"]
 
 
+#: The cost table of a model run: overrides or a `svasim calibrate` table.
+CostsOption = Annotated[
+    str | None,
+    typer.Option(help="Cost table: JSON overrides or a `svasim calibrate` table.", envvar="SVASIM_COSTS"),
+]
+#: Early PASID free, or each policy's own choice.
+EarlyFreeOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--early-free/--no-early-free", help="Free PASIDs on the last unbind (default: each policy's own choice)."
+    ),
+]
+
+
 def print_table(table: Table) -> None:
     """Print a table: fitted to a terminal, at its natural width in a pipe (where nothing
     would wrap it, and a cut id could not be pasted)."""

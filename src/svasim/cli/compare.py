@@ -11,7 +11,9 @@ from rich.table import Table
 
 from svasim.cli._common import (
     DEFAULT_DB,
+    CostsOption,
     DbOpt,
+    EarlyFreeOption,
     console,
     fail,
     get_run,
@@ -24,20 +26,6 @@ from svasim.cli._common import (
 
 #: Width a column header may take before it folds onto more lines (at its hyphens).
 _HEADER_WIDTH = 12
-
-
-#: The cost table of a model run: overrides or a `svasim calibrate` table.
-CostsOption = Annotated[
-    str | None,
-    typer.Option(help="Cost table: JSON overrides or a `svasim calibrate` table.", envvar="SVASIM_COSTS"),
-]
-#: Early PASID free, or each policy's own choice.
-EarlyFreeOption = Annotated[
-    bool | None,
-    typer.Option(
-        "--early-free/--no-early-free", help="Free PASIDs on the last unbind (default: each policy's own choice)."
-    ),
-]
 
 
 def _fold(name: str, width: int) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from svasim import __version__
-from svasim.cli._common import console, fabric_config, fail, one_line, print_table
+from svasim.cli._common import CostsOption, console, fabric_config, fail, one_line, print_table
 from svasim.config import ALL_SERVICES, DEFAULT_DB, FabricConfig, parse_services
 
 
@@ -200,10 +200,7 @@ def demo(
     per_thread: Annotated[int, typer.Option(min=1, max=1000, help="Descriptors each thread submits.")] = 4,
     size: Annotated[int, typer.Option(min=1, max=2 << 20, help="Bytes per MEMMOVE.")] = 64 * 1024,
     burst: Annotated[int, typer.Option(min=0, max=1000, help="Descriptors in the burst that fills the WQ.")] = 40,
-    costs: Annotated[
-        str | None,
-        typer.Option(help="Cost table: JSON overrides or a `svasim calibrate` table (env SVASIM_COSTS)."),
-    ] = None,
+    costs: CostsOption = None,
 ) -> None:
     """Run the demo: start the whole fabric on a free port, drive it through gRPC, report, stop."""
     from rich.table import Table
