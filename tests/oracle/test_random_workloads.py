@@ -233,6 +233,54 @@ class Workload(RuleBasedStateMachine):
     def configure_wq(self, wq: int, size: int, mode: str) -> None:
         self.do(self.fab.accel.configure_wq, "dsa0", wq, {"wq_size": size, "mode": mode, "wq_thresh": size // 2})
 
+    @rule(
+        data=st.data(),
+        wq=st.integers(0, 1),
+        field=st.sampled_from(["type", "name", "driver_name", "group_id", "prs_disable"]),
+    )
+    def configure_wq_driver(self, data: st.DataObject, wq: int, field: str) -> None:
+        """The driver's WQ fields (drivers/dma/idxd/sysfs.c), right and wrong values."""
+        values: dict[str, list[object]] = {
+            "type": ["user", "kernel", "none", "mdev"],
+            "name": ["app", "", " padded"],
+            "driver_name": ["user", ""],
+            "group_id": [0, 1, -1, 7],
+            "prs_disable": [True, False],
+        }
+        self.do(self.fab.accel.configure_wq, "dsa0", wq, {field: data.draw(st.sampled_from(values[field]))})
+
+    @rule(enabled=st.booleans())
+    def enable_device(self, enabled: bool) -> None:
+        """Enable the device, or disable it (which clears its whole configuration)."""
+        self.do(self.fab.accel.set_device_enabled, "dsa0", enabled)
+
+    @rule(
+        group=st.integers(0, 4),
+        engines=st.none() | st.lists(st.integers(0, 2), max_size=2),
+        wqs=st.none() | st.lists(st.integers(0, 1), max_size=2),
+        allowed=st.none() | st.sampled_from([0, 4, 8, 200]),
+        reserved=st.none() | st.sampled_from([0, 8, 97]),
+        limit=st.none() | st.booleans(),
+    )
+    def configure_group(self, group: int, engines, wqs, allowed, reserved, limit) -> None:  # noqa: ANN001
+        """GRPCFG: engines and WQs into a group, its read-buffer fields."""
+        self.do(
+            lambda j: self.fab.accel.configure_group(
+                j,
+                "dsa0",
+                group,
+                engines=engines,
+                wqs=wqs,
+                read_buffers_allowed=allowed,
+                read_buffers_reserved=reserved,
+                use_read_buffer_limit=limit,
+            )
+        )
+
+    @rule(limit=st.sampled_from([0, 16, 500]))
+    def configure_device(self, limit: int) -> None:
+        self.do(self.fab.accel.configure_device, "dsa0", limit)
+
     @rule(data=st.data())
     def enqcmds(self, data: st.DataObject) -> None:
         desc = idxd.pack_desc(idxd.DsaHwDesc(opcode=idxd.DsaOpcode.NOOP))

@@ -1113,7 +1113,11 @@ class Operation:
 #: [ACFG] dsa_prep_ap_delta zeroes ``delta_addr`` and ``max_delta_size`` left over from
 #: the CR_DELTA descriptor it reuses, which is what a device that checks them requires.
 #: MEMFILL's ``pattern_upper`` (16-byte pattern, DSA 2.0) is not modelled: no source was
-#: found for the flag that enables it, so its bytes are reserved here (UNVERIFIED).
+#: found for the flag that enables it, so its bytes are reserved here (UNVERIFIED). Looked
+#: for in Linux's uapi idxd.h (IDXD_OP_FLAG_* names no pattern-size flag, though
+#: ``struct dsa_hw_desc`` has ``pattern_upper`` at byte 40), in [DML] (its fill takes an
+#: 8-byte pattern only: "pattern size is always 8" in its C fill example), in [ACFG]
+#: (dsa_prep_memfill writes ``pattern`` alone) and in the public DSA 1.0 text.
 OPERATIONS: Final[dict[int, Operation]] = {
     DsaOpcode.NOOP: Operation(int(OpFlag.FENCE), noop, xfer=False),
     DsaOpcode.BATCH: Operation(int(OpFlag.ADDR1_TCS), None, xfer=False, check=_check_batch, in_batch=False),

@@ -44,9 +44,16 @@ PASID_ENTRY_PGTT_SL_ONLY = 2
 PASID_ENTRY_PGTT_NESTED = 3
 PASID_ENTRY_PGTT_PT = 4
 #: Page request queue: 0x1000 << PRQ_ORDER bytes of 32-byte descriptors (PRQ_ORDER 4 in
-#: Linux v6.x: 2048 entries).
+#: Linux v6.x: 2048 entries; intel_svm_enable_prq writes PRQ_ORDER into PQA_REG.PQS, and
+#: a PQS of X gives 2^(X + 8) entries: 12th Gen Core datasheet vol. 2, PQA_REG).
 PRQ_ORDER = 4
 PRQ_ENTRIES = (0x1000 << PRQ_ORDER) // 32
+#: Smallest and largest PRQ the PQS field can describe: 2^8 .. 2^15 entries. Smaller rings
+#: are allowed here (down to 2) so that tests can fill one; real hardware has none.
+PRQ_MIN_ENTRIES = 2
+PRQ_MAX_ENTRIES = 1 << 15
+#: The size of a page request descriptor (``struct page_req_dsc``, drivers/iommu/intel/prq.c).
+PRQ_DESC_SIZE = 32
 
 
 #: Addresses an invalidation descriptor can name: ADDR[63:12] of a 64-bit space.
@@ -96,6 +103,39 @@ class PasidEntry:
 
 
 @dataclass(slots=True)
+class PageRequest:
+    """One page request descriptor in the PRQ (``struct page_req_dsc``): who asked, for
+    which page of which PASID, reading or writing, and its page request group index."""
+
+    device: str
+    pasid: int
+    address: int
+    write: bool
+    prg_index: int
+
+    def fields(self) -> dict[str, object]:
+        """As the record keeps it (``prq_entry/<slot>``)."""
+        return {
+            "device": self.device,
+            "pasid": self.pasid,
+            "address": self.address,
+            "write": self.write,
+            "prg_index": self.prg_index,
+        }
+
+
+@dataclass(slots=True)
+class PageRequestPosted:
+    """What a device learns when it sends a page request: the PRQ slot it was written at,
+    or, if it was not queued, the response it gets at once (``response`` non-empty)."""
+
+    slot: int
+    prg_index: int
+    response: str = ""
+    overflow: bool = False
+
+
+@dataclass(slots=True)
 class IommuDevice:
     """A device behind the IOMMU, with its PASID directory."""
 
@@ -136,9 +176,18 @@ class Iommu:
             "prg_failure": 0,
             "prq_overflows": 0,
         }
+        #: The PRQ ring: PQA_REG.PQS's number of 32-byte descriptors.
         self.prq_entries = PRQ_ENTRIES
+        #: Requests in the ring that the host has not answered yet (PQT - PQH).
         self.prq_outstanding = 0
         self.next_prg_index = 0
+        #: The requests in the ring, by slot (the tail index they were written at).
+        self.prq: dict[int, PageRequest] = {}
+        #: PQT: the slot the next request is written at (counted, not wrapped).
+        self.prq_tail = 0
+        #: PRS_REG.PRO: the ring overflowed; set by hardware, cleared by software
+        #: (prq_event_thread) once it has drained the ring.
+        self.prq_pro = False
 
     # -- PASID allocation (the IDA over [1, PASID_MAX - 1]) --------------------------------
     def _alloc_pasid(self, limit: int) -> int:
@@ -291,7 +340,7 @@ class Iommu:
             hit = self.iotlb.get((pasid, vpn))
             if hit is None:
                 result.iotlb_misses += 1
-                walked = self.host.walk(entry.flptr, va, end - va, write)
+                walked = self.host.walk(journal, entry.flptr, va, end - va, write)
                 for ext in walked.extents:
                     for i in range(0, ((ext.address + ext.length - 1) >> PAGE_SHIFT) - (ext.address >> PAGE_SHIFT) + 1):
                         key = (pasid, (ext.address >> PAGE_SHIFT) + i)
@@ -370,16 +419,112 @@ class Iommu:
         return dropped
 
     # -- page requests (PRI) ----------------------------------------------------------------
-    def page_request(self, journal: Journal, device: str, pasid: int, address: int, write: bool) -> str:
-        """A device's page request: queued, handled by the host's I/O page fault path
-        (iommu_sva_handle_iopf -> handle_mm_fault on the bound mm), answered with a page
-        group response. A request for a PASID the device has no entry for is answered
-        INVALID without bothering the host; a full queue answers FAILURE (UNVERIFIED:
-        the VT-d overflow behaviour is modelled as a failure response)."""
+    def prq_fields(self) -> dict[str, object]:
+        """The PRQ's registers as the record keeps them (entity ``prq``)."""
+        return {
+            "outstanding": self.prq_outstanding,
+            "next_prg_index": self.next_prg_index,
+            "entries": self.prq_entries,
+            "tail": self.prq_tail,
+            "pro": self.prq_pro,
+        }
+
+    def set_prq_entries(self, journal: Journal, entries: int) -> None:
+        """Resize the page request queue (PQA_REG.PQS); only while it is empty, as
+        intel_svm_enable_prq sets it before page requests are enabled."""
+        if not PRQ_MIN_ENTRIES <= entries <= PRQ_MAX_ENTRIES:
+            raise InvalidArgument(
+                "BAD_PRQ_SIZE",
+                f"PRQ size {entries} must be {PRQ_MIN_ENTRIES}..{PRQ_MAX_ENTRIES} descriptors",
+                entries=entries,
+            )
+        if self.prq_outstanding:
+            raise FailedPrecondition(
+                "PRQ_BUSY", f"the PRQ holds {self.prq_outstanding} requests; it can be resized only when empty"
+            )
+        before = {"entries": self.prq_entries}
+        self.prq_entries = entries
+        journal.emit("prq", "prq.config", before, self.prq_fields())
+
+    def _prq_full(self) -> bool:
+        # A ring: the tail may not catch up with the head, so it holds entries - 1 requests
+        # (qemu's vtd_pri_request_page: overflow when the new tail would equal the head).
+        return self.prq_outstanding >= self.prq_entries - 1
+
+    def prq_post(self, journal: Journal, device: str, pasid: int, address: int, write: bool) -> PageRequestPosted:
+        """A device's page request, written into the PRQ for the host to answer later
+        (:meth:`page_response`).
+
+        VT-d 7.5 as qemu's PRI model follows it (hw/i386/intel_iommu.c,
+        vtd_pri_request_page): while PRS_REG.PRO is set, or when the ring is full (which
+        sets PRO), the request is not written. What the device then hears is UNVERIFIED
+        here: no source at hand quotes the specification's answer; the model answers
+        SUCCESS at once (an auto-response, so the device translates again, faults again
+        and sends a new request later), which is what a device needs to make progress
+        once software has drained the ring and cleared PRO (prq_event_thread).
+        """
         self.stats["page_requests"] += 1
         prg = self.next_prg_index
         self.next_prg_index = (prg + 1) % 512  # prg_index is 9 bits
         page = address & ~(PAGE_SIZE - 1)
+        detail = {"device": device, "pasid": pasid, "address": page, "write": write, "prg_index": prg, "lpig": True}
+        if self.prq_pro or self._prq_full():
+            self.stats["prq_overflows"] += 1
+            before = {"pro": self.prq_pro}
+            self.prq_pro = True
+            journal.emit("prq", "prq.overflow", before, self.prq_fields(), detail=detail)
+            self.stats["prg_success"] += 1
+            return PageRequestPosted(-1, prg, PRG_RESPONSE_SUCCESS, overflow=True)
+        slot = self.prq_tail
+        self.prq_tail += 1
+        self.prq[slot] = PageRequest(device, pasid, page, write, prg)
+        self.prq_outstanding += 1
+        journal.emit(f"prq_entry/{slot}", "prq.queue", None, self.prq[slot].fields())
+        journal.emit("prq", "prq.request", None, self.prq_fields(), detail={**detail, "slot": slot})
+        return PageRequestPosted(slot, prg)
+
+    def page_response(self, journal: Journal, device: str, slot: int) -> str:
+        """The host answers the request in ``slot``: prq_event_thread reads it, the I/O
+        page fault path (iommu_sva_handle_iopf -> handle_mm_fault) runs, and a page group
+        response goes back. Once the ring is empty PRO is cleared (prq_event_thread:
+        ``if (head == tail) writel(DMA_PRS_PRO, ...)``)."""
+        req = self.prq.get(slot)
+        if req is None or req.device != device:
+            raise NotFound("NO_PAGE_REQUEST", f"no page request of {device} in PRQ slot {slot}", slot=slot)
+        del self.prq[slot]
+        self.prq_outstanding -= 1
+        journal.emit(f"prq_entry/{slot}", "prq.dequeue", req.fields(), None)
+        dev = self.devices.get(device)
+        entry = dev.entry(req.pasid) if dev is not None and req.pasid < dev.max_pasids else None
+        if entry is None or not entry.present:
+            code, why = PRG_RESPONSE_INVALID, "no PASID entry"
+        elif self.host.handle_page_fault(journal, entry.flptr, req.address, req.write):
+            code, why = PRG_RESPONSE_SUCCESS, ""
+        else:
+            code, why = PRG_RESPONSE_INVALID, "handle_mm_fault failed"
+        if self.prq_pro and not self.prq_outstanding:
+            self.prq_pro = False
+        return self._respond(journal, device, req.pasid, req.prg_index, code, why)
+
+    def page_request(self, journal: Journal, device: str, pasid: int, address: int, write: bool) -> str:
+        """A device's page request: queued, handled by the host's I/O page fault path
+        (iommu_sva_handle_iopf -> handle_mm_fault on the bound mm), answered with a page
+        group response. A request for a PASID the device has no entry for is answered
+        INVALID without bothering the host; a full queue (only asynchronous requests,
+        :meth:`prq_post`, can fill it) sets PRO and answers FAILURE: a device waiting
+        synchronously cannot wait for the ring to drain (UNVERIFIED)."""
+        self.stats["page_requests"] += 1
+        prg = self.next_prg_index
+        self.next_prg_index = (prg + 1) % 512  # prg_index is 9 bits
+        page = address & ~(PAGE_SIZE - 1)
+        if self.prq_pro or self._prq_full():
+            # Only a ring that asynchronous requests filled can be full here.
+            self.stats["prq_overflows"] += 1
+            before = {"pro": self.prq_pro}
+            self.prq_pro = True
+            detail = {"device": device, "pasid": pasid, "address": page, "write": write, "prg_index": prg}
+            journal.emit("prq", "prq.overflow", before, self.prq_fields(), detail=detail)
+            return self._respond(journal, device, pasid, prg, PRG_RESPONSE_FAILURE, "page request queue full")
         journal.emit(
             "prq",
             "prq.request",
@@ -387,9 +532,6 @@ class Iommu:
             {"outstanding": self.prq_outstanding + 1, "next_prg_index": self.next_prg_index},
             detail={"device": device, "pasid": pasid, "address": page, "write": write, "prg_index": prg, "lpig": True},
         )
-        if self.prq_outstanding >= self.prq_entries:
-            self.stats["prq_overflows"] += 1
-            return self._respond(journal, device, pasid, prg, PRG_RESPONSE_FAILURE, "page request queue full")
         dev = self.devices.get(device)
         entry = dev.entry(pasid) if dev is not None and pasid < dev.max_pasids else None
         if entry is None or not entry.present:
@@ -409,7 +551,7 @@ class Iommu:
             "prq",
             "prq.response",
             None,
-            {"outstanding": self.prq_outstanding},
+            self.prq_fields(),
             detail={"device": device, "pasid": pasid, "prg_index": prg, "response": code, "why": why},
         )
         return code

@@ -43,16 +43,15 @@ class Journal:
         detail: dict[str, Any] | None = None,
     ) -> Transition:
         """Record one change of one entity and return it."""
-        t = Transition(
-            service=self.service,
-            entity=entity,
-            kind=kind,
-            before=before,
-            after=after,
-            cause=cause if cause is not None else self.last,
-            cycles=cycles,
-            detail=detail,
-        )
+        cause = self.last if cause is None else cause
+        if isinstance(cause, Transition) and cause.seq is not None:
+            # Committed: named by its seq. Held as an object, a cause keeps its own causes
+            # alive, and through a descriptor's accept (the cause of its completion, whose
+            # transitions cause the next accept) the whole history of a run.
+            cause = cause.seq
+        # Positional: the dataclass's field order (service, entity, kind, before, after,
+        # cause, cycles, detail); this runs for every transition of the fabric.
+        t = Transition(self.service, entity, kind, before, after, cause, cycles, detail)
         self.transitions.append(t)
         self.cycles += cycles
         self.last = t

@@ -117,6 +117,9 @@ class Process:
     tlb_gen: int = 1
     ldt_gen: int = 0  # 0: no LDT
     amx_permitted: bool = False
+    #: The real process whose memory this is (svasim.model.kernel.native); 0: simulated.
+    native_pid: int = 0
+    native_slot: int = 0
 
     @property
     def entity(self) -> str:

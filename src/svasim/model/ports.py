@@ -10,7 +10,7 @@ peer's last one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from svasim.model.journal import Journal
 from svasim.model.memory import WalkResult
@@ -112,8 +112,9 @@ class AccelPort(Protocol):
         """An enqueue (or posted) 64-byte store at a portal."""
         ...
 
-    def advance(self, journal: Journal, device: str, until_cycles: int) -> AdvanceResult:
-        """Run the engines up to a cycle (0: until idle)."""
+    def advance(self, journal: Journal, device: str, until_cycles: int, poll: bool = False) -> AdvanceResult:
+        """Run the engines up to a cycle (0: until idle); with ``poll`` (a thread's
+        completion poll) only the devices that run by themselves (``auto_run``)."""
         ...
 
 
@@ -156,16 +157,28 @@ class IommuPort(Protocol):
         """A page request (PRI) for one page; returns the page group response code."""
         ...
 
+    def prq_post(self, journal: Journal, device: str, pasid: int, address: int, write: bool) -> Any:
+        """A page request written into the PRQ, answered later by :meth:`page_response`
+        (a :class:`svasim.model.iommu.PageRequestPosted`: the slot, or the response the
+        device gets at once when the PRQ could not take the request; typed Any because
+        the IOMMU model imports this module)."""
+        ...
+
+    def page_response(self, journal: Journal, device: str, slot: int) -> str:
+        """The host answers the page request in a PRQ slot; returns the response code."""
+        ...
+
 
 class HostPort(Protocol):
     """Host memory, as the IOMMU and devices reach it."""
 
-    def walk(self, pgd: int, address: int, length: int, write: bool) -> WalkResult:
-        """Walk the first-level page table rooted at ``pgd``."""
+    def walk(self, journal: Journal, pgd: int, address: int, length: int, write: bool) -> WalkResult:
+        """Walk the first-level page table rooted at ``pgd`` (a native process's walk is
+        recorded: its page table is outside the fabric)."""
         ...
 
-    def dma_read(self, physical: int, length: int) -> bytes:
-        """Read physical memory."""
+    def dma_read(self, journal: Journal, physical: int, length: int) -> bytes:
+        """Read physical memory (a native process's bytes are recorded)."""
         ...
 
     def dma_write(self, journal: Journal, physical: int, data: bytes) -> None:
@@ -174,4 +187,40 @@ class HostPort(Protocol):
 
     def handle_page_fault(self, journal: Journal, pgd: int, address: int, write: bool) -> bool:
         """handle_mm_fault on the mm whose table is ``pgd``, for an I/O page fault."""
+        ...
+
+
+@dataclass(slots=True)
+class NativeWalk:
+    """What a native process's page table holds for a range, up to the first page that
+    is not present (or, for a write, not writable): ``runs`` of (address, length,
+    writable) from the first address on."""
+
+    runs: list[tuple[int, int, bool]] = field(default_factory=list)
+    faulted: bool = False
+    fault_address: int = 0
+    protection: bool = False
+
+
+class NativeMemory(Protocol):
+    """A real process's address space, as the kernel model reaches it for devices."""
+
+    def walk(self, address: int, length: int, write: bool) -> NativeWalk:
+        """The process's mappings and present pages over ``[address, address+length)``."""
+        ...
+
+    def read(self, address: int, length: int) -> bytes:
+        """Read the process's memory (an address it no longer maps raises OSError)."""
+        ...
+
+    def write(self, address: int, data: bytes) -> None:
+        """Write the process's memory, the first byte last (a completion record's status)."""
+        ...
+
+    def fault(self, address: int, write: bool) -> bool:
+        """Fault a page in as handle_mm_fault would; False when the mapping forbids it."""
+        ...
+
+    def close(self) -> None:
+        """The process is no longer reached."""
         ...

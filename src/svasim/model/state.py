@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from svasim.model.accel import Accel, Device, WorkQueue
+from svasim.model.accel import Accel, Device, WorkQueue, group_fields
 from svasim.model.iommu import Iommu
 from svasim.model.kernel import Kernel
 from svasim.model.kernel.core import file_fields, process_fields, task_fields
@@ -53,8 +53,12 @@ PARTS: dict[str, str] = {
     "iommu_device": "iommu",
     "iotlb": "iommu",
     "prq": "iommu",
+    "prq_entry": "iommu",
+    "evq": "accel",
+    "evl": "accel",
     "device": "accel",
     "engine": "accel",
+    "group": "accel",
     "wq": "accel",
     "desc": "accel",
     "devtlb": "accel",
@@ -142,7 +146,9 @@ def iommu_state(iommu: Iommu) -> State:
                 }
     for (pasid, vpn), (pfn, writable) in iommu.iotlb.items():
         out[f"iotlb/{pasid}/{vpn << PAGE_SHIFT:#x}"] = {"pfn": pfn, "writable": writable}
-    out["prq"] = {"outstanding": iommu.prq_outstanding, "next_prg_index": iommu.next_prg_index}
+    out["prq"] = iommu.prq_fields()
+    for slot, req in iommu.prq.items():
+        out[f"prq_entry/{slot}"] = req.fields()
     return out
 
 
@@ -162,6 +168,10 @@ def wq_fields(wq: WorkQueue) -> dict[str, Any]:
         "enabled": cfg.enabled,
         "op_config": cfg.op_config,
         "prs_disable": cfg.prs_disable,
+        "type": cfg.type,
+        "name": cfg.name,
+        "driver_name": cfg.driver_name,
+        "group_id": cfg.group_id,
         "occupancy": len(wq.queue),
         "accepted": wq.accepted,
         "retried": wq.retried,
@@ -186,18 +196,26 @@ def device_fields(dev: Device) -> dict[str, Any]:
         "devtlb_misses": dev.devtlb_misses,
         "page_requests": dev.page_requests,
         "stall_cycles": dev.stall_cycles,
+        "enabled": dev.enabled,
+        "read_buffer_limit": dev.read_buffer_limit,
+        "auto_run": dev.auto_run,
+        "async_page_requests": dev.async_page_requests,
+        **dev.evl.fields(),
     }
 
 
 def accel_state(accel: Accel) -> State:
-    """Devices, engines, WQs, the descriptors queued in them and the device TLBs. A
-    descriptor is an entity from its acceptance (``desc.queue``) until the device is done
-    with it (``desc.free``, after its completion)."""
+    """Devices, engines (with their group), groups (GRPCFG flags), WQs, the descriptors
+    queued in them and the device TLBs. A descriptor is an entity from its acceptance
+    (``desc.queue``) until the device is done with it (``desc.free``, after its
+    completion)."""
     out: State = {}
     for name, dev in accel.devices.items():
         out[f"device/{name}"] = device_fields(dev)
         for i, busy_until in enumerate(dev.engines):
-            out[f"engine/{name}/{i}"] = {"busy_until": busy_until}
+            out[f"engine/{name}/{i}"] = {"busy_until": busy_until, "group": dev.engine_group[i]}
+        for g in dev.groups:
+            out[dev.group_entity(g.id)] = group_fields(g)
         for wq in dev.wqs:
             out[dev.wq_entity(wq)] = wq_fields(wq)
             for qd in wq.queue:
@@ -210,4 +228,11 @@ def accel_state(accel: Accel) -> State:
                 }
         for (pasid, vpn), (pfn, writable) in dev.devtlb.items():
             out[f"devtlb/{name}/{pasid}/{vpn << PAGE_SHIFT:#x}"] = {"pfn": pfn, "writable": writable}
+        # The event queue (pending page group responses) and the
+        # descriptors whose engines wait for a page group response.
+        out[dev.events.entity] = dev.events.fields()
+        for b in dev.blocked.values():
+            out[f"desc/{name}/{b.qd.id}"] = b.fields()
+        for index, entry in dev.evl.entries.items():
+            out[f"evl/{name}/{index}"] = entry.fields()
     return out

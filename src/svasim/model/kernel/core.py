@@ -51,7 +51,7 @@ def task_fields(task: Task) -> dict[str, Any]:
 def process_fields(proc: Process) -> dict[str, Any]:
     """A process and its mm as its transitions record them (mappings, PTEs and files
     are entities of their own)."""
-    return {
+    fields: dict[str, Any] = {
         "name": proc.name,
         "pgd": proc.aspace.pgd,
         "pasid": proc.pasid,
@@ -65,6 +65,10 @@ def process_fields(proc: Process) -> dict[str, Any]:
         "amx_permitted": proc.amx_permitted,
         "mmap_top": proc.aspace.mmap_top,
     }
+    if proc.native_pid:
+        fields["native_pid"] = proc.native_pid
+        fields["native_slot"] = proc.native_slot
+    return fields
 
 
 def _task_sig(t: Task) -> tuple[Any, ...]:
@@ -121,6 +125,10 @@ class KernelCore:
         self.tasks: dict[int, Task] = {}
         self.by_pgd: dict[int, Process] = {}
         self.frame_owner: dict[int, int] = {}
+        # Native processes (svasim.model.kernel.native): fabric pid -> the real process's
+        # memory, and the slots of the physical window through which devices reach them.
+        self.native_mem: dict[int, Any] = {}
+        self.native_slot_pid: dict[int, int] = {}
         self.next_pid = 1
         self.next_ctx_id = 1
         self.next_fp_token = 1
@@ -191,7 +199,7 @@ class KernelCore:
         self.touched = set()
         # What this operation's own transitions recorded is in the record already.
         for t in journal.transitions[self.entry_mark :]:
-            if not t.after:
+            if not t.after or not t.entity.startswith(("cpu/", "thread/")):
                 continue
             kind, _, n = t.entity.partition("/")
             if kind == "cpu" and n.isdigit() and int(n) < len(self.cpus):
@@ -221,8 +229,11 @@ class KernelCore:
             if diff:
                 self.recorded_cpus[c.id] = now
                 journal.emit(c.entity, "cpu.state", None, diff)
+        recorded, memory = self.recorded_memory, self.memory
+        if recorded.get("next_pfn") == memory.next_pfn and recorded.get("frames") == len(memory.frames):
+            return  # neither of the two fields memory_fields records changed (the common case)
         now = self.memory_fields()
-        diff = changed(self.recorded_memory, now)
+        diff = changed(recorded, now)
         if diff:
             self.recorded_memory = now
             journal.emit("memory", "memory.frames", None, diff)
@@ -231,10 +242,13 @@ class KernelCore:
     def count(self, cpu: CpuState | None, task: Task | None, name: str, n: int = 1) -> None:
         """Add ``n`` to counter ``name`` of the run, the CPU and the thread."""
         self.stats[name] += n
-        if cpu is not None:
-            self.counters.setdefault(cpu.entity, Counter())[name] += n
-        if task is not None:
-            self.counters.setdefault(task.entity, Counter())[name] += n
+        counters = self.counters
+        for owner in (cpu, task):
+            if owner is not None:
+                c = counters.get(owner.entity)
+                if c is None:
+                    c = counters[owner.entity] = Counter()
+                c[name] += n
 
     def charge(self, cpu: CpuState, task: Task | None, cycles: int, what: str) -> int:
         """Charge modelled cycles to a CPU (and its current thread), by category."""

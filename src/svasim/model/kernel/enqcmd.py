@@ -308,7 +308,9 @@ class Enqcmd(Traps, Mm):
         raw = self.read_memory(journal, proc.pid, address, idxd.DSA_COMP_SIZE)
         self.charge(cpu, task, self.costs.poll, "poll")
         if raw[0] == 0:
-            adv = self.accel.advance(journal, "", 0)
+            # The devices that run by themselves run while the thread spins; one that
+            # runs only when told (auto_run off) waits for Advance.
+            adv = self.accel.advance(journal, "", 0, True)
             self.charge(cpu, task, self.costs.poll, "poll")
             if adv.cycles > cpu.cycles:
                 self.charge(cpu, task, adv.cycles - cpu.cycles, "poll")

@@ -32,6 +32,7 @@ class Exit(Mm):
         if all(self.tasks[t].exited for t in proc.tids):
             proc.exited = True
             self._release_mm(journal, proc)
+            self.detach_native(proc)
             journal.emit(proc.entity, "process.exit", {"exited": False}, {"exited": True})
 
     def _exit_task(self, journal: Journal, task: Task) -> None:
@@ -79,3 +80,4 @@ class Exit(Mm):
         proc.kill_signal = sig
         journal.emit(proc.entity, "process.killed", {"killed": False}, {"killed": True, "signal": sig})
         self._release_mm(journal, proc)
+        self.detach_native(proc)

@@ -40,6 +40,20 @@ class Fork(Exit, Tlb):
         journal.emit(proc.entity, "process.create", None, process_fields(proc))
         return proc
 
+    def _mm_alloc_for(self, journal: Journal, name: str, native_pid: int) -> Process:
+        """_mm_alloc; with ``native_pid``, the real process is reached first (a refusal
+        changes nothing) and the new mm is its (svasim.model.kernel.native)."""
+        mem = self.open_native(native_pid) if native_pid else None
+        try:
+            proc = self._mm_alloc(journal, name)
+        except BaseException:
+            if mem is not None:
+                mem.close()
+            raise
+        if mem is not None:
+            self.bind_native(journal, proc, native_pid, mem)
+        return proc
+
     def _copy_task(
         self, journal: Journal, proc: Process, *, parent: Task | None = None, keep_pasid: bool = False
     ) -> Task:
@@ -67,9 +81,10 @@ class Fork(Exit, Tlb):
         journal.emit(task.entity, "thread.create", None, self.task_created(task))
         return task
 
-    def create_process(self, journal: Journal, name: str = "") -> Process:
-        """A new process with an empty mm and its first thread."""
-        proc = self._mm_alloc(journal, name)
+    def create_process(self, journal: Journal, name: str = "", native_pid: int = 0) -> Process:
+        """A new process with an empty mm and its first thread; with ``native_pid``, a
+        native process whose memory is that real process's (svasim.model.kernel.native)."""
+        proc = self._mm_alloc_for(journal, name, native_pid)
         self._copy_task(journal, proc)
         return proc
 
@@ -85,7 +100,7 @@ class Fork(Exit, Tlb):
             raise InvalidArgument("WRONG_PARENT", f"thread {parent_tid} is not in process {pid}")
         return self._copy_task(journal, proc, parent=parent, keep_pasid=self.policy.clone_keeps_pasid)
 
-    def fork(self, journal: Journal, tid: int) -> Process:
+    def fork(self, journal: Journal, tid: int, native_pid: int = 0) -> Process:
         """fork(): a new mm with a copy of the memory; the PASID is not inherited.
 
         Portal mappings are VM_DONTCOPY and stay behind; AMX permission is inherited,
@@ -93,12 +108,19 @@ class Fork(Exit, Tlb):
         """
         parent = self.user_task(tid)
         pproc = self.processes[parent.pid]
+        if bool(pproc.native_pid) != bool(native_pid):
+            raise InvalidArgument(
+                "NATIVE_FORK",
+                f"process {pproc.pid} is {'native' if pproc.native_pid else 'simulated'}: its child must be "
+                f"{'a native process (give the child program pid)' if pproc.native_pid else 'simulated too'}",
+                pid=str(pproc.pid),
+            )
         anon = [v for v in pproc.aspace.vmas if v.kind == "anon"]
         by_vma = self._present_by_vma(pproc, anon)
         # dup_mm allocates the child's page-table root and a copy of every present page:
         # all of them must be free before anything changes (ENOMEM otherwise).
         self.memory.reserve(1 + sum(len(present) for present in by_vma))
-        child = self._mm_alloc(journal, pproc.name)
+        child = self._mm_alloc_for(journal, pproc.name, native_pid)
         child.amx_permitted = pproc.amx_permitted
         child.ldt_gen = pproc.ldt_gen
         for vma, present in zip(anon, by_vma, strict=True):

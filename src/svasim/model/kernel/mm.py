@@ -23,7 +23,7 @@ import zlib
 
 from svasim.model.errors import FailedPrecondition, InvalidArgument, OutOfRange
 from svasim.model.journal import Journal
-from svasim.model.kernel.idxd_cdev import IdxdCdev
+from svasim.model.kernel.native import NativeMm
 from svasim.model.kernel_state import Process
 from svasim.model.memory import (
     PAGE_SHIFT,
@@ -44,13 +44,14 @@ from svasim.model.memory import (
 MADV_DONTNEED = 4
 
 
-class Mm(IdxdCdev):
+class Mm(NativeMm):
     """Mappings, page faults and memory accesses from the user and the devices."""
 
     # -- memory: user side -----------------------------------------------------------------
     def mmap(self, journal: Journal, pid: int, length: int, writable: bool, populate: bool) -> Vma:
         """Anonymous private mapping, top-down like Linux's default layout."""
         proc = self.live_process(pid)
+        self.refuse_native(proc, "mmap")
         size = check_mmap(proc.aspace, self.memory, length, writable, populate)
         aspace = proc.aspace
         start = aspace.mmap_top - size
@@ -104,6 +105,7 @@ class Mm(IdxdCdev):
         permission changed, whether the IOTLB was invalidated).
         """
         proc = self.live_process(pid)
+        self.refuse_native(proc, "mprotect")
         if self._empty_range("mprotect", address, length):
             return 0, False
         end, covering = self._mapped_range(proc, address, length, "mprotect")
@@ -136,6 +138,7 @@ class Mm(IdxdCdev):
         Returns (pages dropped, whether the IOTLB was invalidated).
         """
         proc = self.live_process(pid)
+        self.refuse_native(proc, "madvise")
         if advice != MADV_DONTNEED:
             raise InvalidArgument(
                 "UNSUPPORTED_ADVICE", f"only MADV_DONTNEED ({MADV_DONTNEED}) is modelled, got {advice}", advice=advice
@@ -315,6 +318,7 @@ class Mm(IdxdCdev):
     def write_memory(self, journal: Journal, pid: int, address: int, data: bytes) -> int:
         """A store by the process (pages fault in on first touch)."""
         proc = self.live_process(pid)
+        self.refuse_native(proc, "a store")
         self._user_range(proc, address, len(data), True)
         pos = 0
         for pa, n in self._user_pages(journal, proc, address, len(data)):
@@ -333,20 +337,28 @@ class Mm(IdxdCdev):
     def read_memory(self, journal: Journal, pid: int, address: int, length: int) -> bytes:
         """A load by the process (an untouched page reads as zeros once faulted in)."""
         proc = self.live_process(pid)
+        self.refuse_native(proc, "a load")
         self._user_range(proc, address, length, False)
         return b"".join(self.memory.read(pa, n) for pa, n in self._user_pages(journal, proc, address, length))
 
     # -- memory: device side (HostPort) ----------------------------------------------------
-    def walk(self, pgd: int, address: int, length: int, write: bool) -> WalkResult:
-        """The IOMMU's first-level walk of the table rooted at ``pgd``."""
+    def walk(self, journal: Journal, pgd: int, address: int, length: int, write: bool) -> WalkResult:
+        """The IOMMU's first-level walk of the table rooted at ``pgd`` (a native
+        process's is the program's real one, and the walk is recorded)."""
         proc = self.by_pgd.get(pgd)
         if proc is None:
             # A table that no mm owns any more: nothing is present.
             return WalkResult([], True, address, False)
+        if proc.native_pid:
+            return self.native_walk(journal, proc, address, length, write)
         return proc.aspace.walk(address, length, write)
 
-    def dma_read(self, physical: int, length: int) -> bytes:
-        """Device read of physical memory."""
+    def dma_read(self, journal: Journal, physical: int, length: int) -> bytes:
+        """Device read of physical memory (a native process's pages are read, and the
+        bytes recorded, through the native window)."""
+        native = self.native_at(physical)
+        if native is not None:
+            return self.native_read(journal, native[0], native[1], length)
         try:
             return self.memory.read(physical, length)
         except ValueError as e:
@@ -363,6 +375,8 @@ class Mm(IdxdCdev):
         self.count(None, None, "iopf")
         if proc is None or proc.killed or proc.exited:
             return False
+        if proc.native_pid:
+            return self.native_fault(journal, proc, address, write)
         vma = proc.aspace.find_vma(address)
         if vma is None or vma.kind != "anon" or (write and not vma.writable):
             self.count(None, None, "iopf_failed")
@@ -378,6 +392,10 @@ class Mm(IdxdCdev):
 
     def dma_write(self, journal: Journal, physical: int, data: bytes) -> None:
         """Device write of physical memory."""
+        native = self.native_at(physical)
+        if native is not None:
+            self.native_write(journal, native[0], native[1], data)
+            return
         try:
             self.memory.write(physical, data)
         except ValueError as e:
