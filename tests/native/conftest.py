@@ -55,7 +55,9 @@ def sockdir() -> Iterator[Path]:
 @pytest.fixture
 def fabric(tmp_path: Path) -> Iterator[Client]:
     """A client of a whole fabric (SQLite store) serving in this process."""
-    srv = create_server(FabricConfig(services=ALL_SERVICES, port=0, db=f"sqlite:///{tmp_path / 'fabric.db'}"))
+    srv = create_server(
+        FabricConfig(services=ALL_SERVICES, port=0, db=f"sqlite:///{tmp_path / 'fabric.db'}", native=True)
+    )
     try:
         with Client(srv.address) as c:
             yield c

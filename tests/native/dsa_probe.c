@@ -17,6 +17,9 @@
  *   dsa_probe threads WQ N             N threads, one ENQCMD each
  *   dsa_probe exec WQ                  ENQCMD, then exec "dsa_probe enqcmd WQ"
  *   dsa_probe fork WQ                  ENQCMD, fork, a child of its own WQ file, ENQCMD
+ *   dsa_probe memmove WQ SIZE          MEMMOVE of SIZE bytes into untouched pages (block on
+ *                                      fault), ENQCMD or MOVDIR64B by the WQ's mode; polls the
+ *                                      completion record and checks every byte
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -32,6 +35,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NOOP_FLAGS ((1u << 2) | (1u << 3)) /* IDXD_OP_FLAG_CRAV | IDXD_OP_FLAG_RCR */
@@ -428,6 +432,62 @@ static int cmd_signal(void)
 	return 0;
 }
 
+static int cmd_memmove(const char *wq, size_t size)
+{
+	static unsigned char mdesc[64] __attribute__((aligned(64)));
+	static volatile unsigned char mcomp[32] __attribute__((aligned(32)));
+	char path[256], mode[32] = "";
+	unsigned char *src, *dst;
+	struct timespec t0, t;
+	uint32_t w1 = (3u << 24) | (1u << 1) | (1u << 2) | (1u << 3); /* MEMMOVE, BOF, CRAV, RCR */
+	uint64_t addr;
+	uint32_t xfer = (uint32_t)size;
+	void *portal;
+	int fd, shared;
+
+	snprintf(path, sizeof(path), "/sys/bus/dsa/devices/%s/mode", wq);
+	read_attr(path, mode, sizeof(mode));
+	shared = !strcmp(mode, "shared");
+	src = malloc(size);
+	/* The destination's pages are never touched: the device's writes fault them in. */
+	dst = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!src || dst == MAP_FAILED)
+		return 1;
+	for (size_t i = 0; i < size; i++)
+		src[i] = (unsigned char)(i * 7 + 3);
+	portal = map_portal(wq, &fd);
+	if (!portal)
+		return 1;
+	memset(mdesc, 0, sizeof(mdesc));
+	memcpy(mdesc + 4, &w1, 4);
+	addr = (uint64_t)(uintptr_t)mcomp;
+	memcpy(mdesc + 8, &addr, 8);
+	addr = (uint64_t)(uintptr_t)src;
+	memcpy(mdesc + 16, &addr, 8);
+	addr = (uint64_t)(uintptr_t)dst;
+	memcpy(mdesc + 24, &addr, 8);
+	memcpy(mdesc + 32, &xfer, 4);
+	if (shared) {
+		while (enqcmd_bytes(portal, mdesc))
+			;
+	} else {
+		movdir64b_bytes(portal, mdesc);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (mcomp[0] == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec > 20) {
+			printf("timeout\n");
+			return 1;
+		}
+	}
+	printf("status=%#x bytes_completed=%u\n", mcomp[0], *(volatile uint32_t *)(mcomp + 4));
+	printf("same=%d\n", memcmp(src, dst, size) == 0);
+	munmap(portal, 0x1000);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -443,6 +503,8 @@ int main(int argc, char **argv)
 		return cmd_exec(argv[2]);
 	if (argc >= 3 && !strcmp(argv[1], "fork"))
 		return cmd_fork(argv[2]);
+	if (argc >= 4 && !strcmp(argv[1], "memmove"))
+		return cmd_memmove(argv[2], (size_t)strtoul(argv[3], NULL, 0));
 	if (argc >= 3 && !strcmp(argv[1], "reopen"))
 		return cmd_reopen(argv[2]);
 	if (argc >= 4 && !strcmp(argv[1], "write"))

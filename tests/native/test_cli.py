@@ -35,7 +35,7 @@ def test_run_native_starts_a_fabric_and_returns_the_programs_status(tmp_path: Pa
 
 
 def test_run_native_uses_a_fabric_serving_elsewhere(tmp_path: Path, probe: Path) -> None:
-    with up(f"sqlite:///{tmp_path / 'up.db'}") as (addr, _proc):
+    with up(f"sqlite:///{tmp_path / 'up.db'}", "--native") as (addr, _proc):
         r = _run("run-native", "--addr", addr, "--", probe, "movdir64b", "wq0.1")
         assert r.returncode == 0, r.stderr
         with Client(addr) as c:

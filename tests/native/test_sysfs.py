@@ -91,35 +91,74 @@ def test_bind_needs_a_group_a_type_and_a_name(sysfs: IdxdSysfs, fabric: Client) 
     wq = f"{DEV}/wq0.0"
     sysfs.store("/sys/bus/dsa/drivers/user/unbind", b"wq0.0")
     sysfs.store(f"{wq}/group_id", b"-1")
-    assert _refused(sysfs, "/sys/bus/dsa/drivers/user/bind", "wq0.0") == errno.EINVAL
-    sysfs.store(f"{wq}/group_id", b"1")
+    # drv_enable_wq(): no group is -ENXIO with IDXD_SCMD_WQ_NO_GRP in cmd_status.
+    assert _refused(sysfs, "/sys/bus/dsa/drivers/user/bind", "wq0.0") == errno.ENXIO
+    assert int(_read(sysfs, f"{DEV}/cmd_status"), 0) == 0x80030000
+    sysfs.store(f"{wq}/group_id", b"0")
     sysfs.store(f"{wq}/type", b"none")
     assert _refused(sysfs, "/sys/bus/dsa/drivers/user/bind", "wq0.0") == errno.ENODEV
+    # A new type clears the name (wq_type_store()); without one the bind is refused.
     sysfs.store(f"{wq}/type", b"user")
+    assert _read(sysfs, f"{wq}/name") == ""
+    assert _refused(sysfs, "/sys/bus/dsa/drivers/user/bind", "wq0.0") == errno.ENXIO
+    assert int(_read(sysfs, f"{DEV}/cmd_status"), 0) == 0x80040000  # IDXD_SCMD_WQ_NO_NAME
+    sysfs.store(f"{wq}/name", b"app1\n")
     sysfs.store("/sys/bus/dsa/drivers/user/bind", b"wq0.0")
-    assert fabric.devices()[0].wqs[0].enabled
-    assert _read(sysfs, f"{DEV}/group0.1/work_queues") == "wq0.0"
+    got = fabric.devices()[0].wqs[0]
+    assert got.enabled and (got.type, got.name, got.group_id) == ("user", "app1", 0)
+    assert _read(sysfs, f"{DEV}/group0.0/work_queues") == "wq0.0 wq0.1"
     assert (sysfs.root / "dev/dsa/wq0.0").exists()
     assert _refused(sysfs, "/sys/bus/dsa/drivers/user/bind", "wq0.0") == errno.EBUSY
     assert _refused(sysfs, "/sys/bus/dsa/drivers/user/bind", "wq9.9") == errno.ENODEV
 
 
-def test_device_unbind_disables_its_wqs_and_bind_checks_the_groups(sysfs: IdxdSysfs, fabric: Client) -> None:
+def test_device_unbind_resets_the_configuration_and_bind_checks_the_groups(sysfs: IdxdSysfs, fabric: Client) -> None:
     sysfs.store("/sys/bus/dsa/drivers/idxd/unbind", b"dsa0")
     assert _read(sysfs, f"{DEV}/state") == "disabled"
-    assert not any(w.enabled for w in fabric.devices()[0].wqs)
+    dev = fabric.devices()[0]
+    assert not dev.enabled and not any(w.enabled for w in dev.wqs)
     assert not list((sysfs.root / "dev/dsa").iterdir())
-    # A group with a WQ and no engine: the device will not enable (cmd_status 0x15).
-    for e in range(fabric.devices()[0].engines):
-        sysfs.store(f"{DEV}/engine0.{e}/group_id", b"2")
+    # idxd_device_clear_state(): no engine and no WQ is in a group any more.
+    assert _read(sysfs, f"{DEV}/engine0.0/group_id") == "-1"
+    assert _read(sysfs, f"{DEV}/wq0.0/group_id") == "-1" and _read(sysfs, f"{DEV}/wq0.0/type") == "none"
+    assert _refused(sysfs, "/sys/bus/dsa/drivers/idxd/bind", "dsa0") == errno.ENXIO
+    assert int(_read(sysfs, f"{DEV}/cmd_status"), 0) == 0x800D0000  # IDXD_SCMD_WQ_NONE_CONFIGURED
+    # A group with a WQ and no engine: Enable Device fails with a GRPCFG error.
+    sysfs.store(f"{DEV}/wq0.0/group_id", b"1")
+    sysfs.store(f"{DEV}/wq0.0/size", b"8")
+    sysfs.store(f"{DEV}/engine0.0/group_id", b"2")
     assert _refused(sysfs, "/sys/bus/dsa/drivers/idxd/bind", "dsa0") == errno.ENXIO
     assert int(_read(sysfs, f"{DEV}/cmd_status"), 0) == 0x15
-    sysfs.store(f"{DEV}/engine0.0/group_id", b"0")
+    sysfs.store(f"{DEV}/engine0.1/group_id", b"1")
+    assert _read(sysfs, f"{DEV}/group0.1/engines") == "engine0.1"
+    assert _read(sysfs, f"{DEV}/group0.1/work_queues") == "wq0.0"
+    sysfs.store(f"{DEV}/group0.1/read_buffers_allowed", b"8")
+    assert fabric.devices()[0].groups[1].read_buffers_allowed == 8
+    assert _refused(sysfs, f"{DEV}/group0.1/read_buffers_allowed", "2") == errno.EINVAL  # < 4 per engine
     sysfs.store("/sys/bus/dsa/drivers/idxd/bind", b"dsa0")
-    assert _read(sysfs, f"{DEV}/state") == "enabled"
-    # Group and engine stores are refused while the device is enabled.
+    assert _read(sysfs, f"{DEV}/state") == "enabled" and fabric.devices()[0].enabled
+    # Group stores are refused while the device is enabled (sysfs.c: -EPERM), engine
+    # moves too (the fabric refuses them: the device reads GRPCFG only when enabled).
+    assert _refused(sysfs, f"{DEV}/group0.0/read_buffers_reserved", "1") == errno.EPERM
     assert _refused(sysfs, f"{DEV}/engine0.0/group_id", "1") == errno.EPERM
     assert _refused(sysfs, f"{DEV}/group0.0/traffic_class_a", "1") == errno.EPERM
+    assert _refused(sysfs, f"{DEV}/read_buffer_limit", "8") == errno.EPERM
+
+
+def test_device_attributes_come_from_the_capability_registers(sysfs: IdxdSysfs, fabric: Client) -> None:
+    (dev,) = fabric.devices()
+    caps = dev.capabilities
+    assert int(_read(sysfs, f"{DEV}/gen_cap"), 16) == caps.gen_cap
+    assert _read(sysfs, f"{DEV}/max_groups") == str(caps.fields["group_cap.num_groups"])
+    assert _read(sysfs, f"{DEV}/max_engines") == str(caps.fields["engine_cap.num_engines"])
+    assert _read(sysfs, f"{DEV}/max_work_queues") == str(caps.fields["wq_cap.num_wqs"])
+    assert _read(sysfs, f"{DEV}/max_read_buffers") == str(caps.fields["group_cap.total_rdbufs"])
+    assert _read(sysfs, f"{DEV}/max_transfer_size") == str(caps.max_transfer_size)
+    assert sorted(p.name for p in (sysfs.root / DEV.lstrip("/")).glob("group0.*")) == [
+        f"group0.{g}" for g in range(len(dev.groups))
+    ]
+    # GRPCAP progress_limit is 0: the progress-limit attributes are not shown.
+    assert not (sysfs.root / DEV.lstrip("/") / "group0.0/desc_progress_limit").exists()
 
 
 def test_driver_name_picks_the_driver_a_bind_must_come_through(sysfs: IdxdSysfs, fabric: Client) -> None:
@@ -141,3 +180,36 @@ def test_a_size_below_the_threshold_takes_the_threshold_down_with_it(sysfs: Idxd
     sysfs.store(f"{DEV}/wq0.0/size", b"4")
     got = fabric.devices()[0].wqs[0]
     assert (got.size, got.threshold) == (4, 4)
+
+
+class _EvlFabric:
+    """A fabric whose device has an event log (GENCAP evl_support 1): what the sysfs
+    asks of it, recorded."""
+
+    def __init__(self, real: Client) -> None:
+        self.real = real
+        self.sizes: list[int] = []
+        self.accel = self
+
+    def devices(self) -> list[accel_pb2.Device]:
+        devs = self.real.devices()
+        for d in devs:
+            d.capabilities.fields["gen_cap.evl_support"] = 1
+            d.evl_size = self.sizes[-1] if self.sizes else 0
+        return devs
+
+    def SetEventLogSize(self, request: accel_pb2.SetEventLogSizeRequest) -> accel_pb2.SetEventLogSizeResponse:  # noqa: N802
+        self.sizes.append(request.size)
+        return accel_pb2.SetEventLogSizeResponse()
+
+
+def test_event_log_size_is_shown_and_stored_only_with_evl_support(sysfs: IdxdSysfs, fabric: Client, tmp_path: Path):
+    # idxd_device_attr_event_log_size_invisible(): no evl_support, no attribute.
+    assert not (sysfs.root / DEV.lstrip("/") / "event_log_size").exists()
+    assert _refused(sysfs, f"{DEV}/event_log_size", "64") == errno.EACCES
+    evl = IdxdSysfs(tmp_path / "evl", _EvlFabric(fabric))
+    evl.refresh()
+    assert _read(evl, f"{DEV}/event_log_size") == "0"
+    evl.store(f"{DEV}/event_log_size", b"256\n")
+    assert _read(evl, f"{DEV}/event_log_size") == "256"
+    assert _refused(evl, f"{DEV}/event_log_size", "-1") == errno.EINVAL

@@ -28,10 +28,11 @@ class CalibrationError(RuntimeError):
 
 
 def source_path() -> Path:
-    """The timer's C source: ``$SVASIM_NATIVE_DIR/calibrate/`` or the tree's ``native/calibrate/``."""
-    env = os.environ.get("SVASIM_NATIVE_DIR")
-    root = Path(env) if env else Path(__file__).resolve().parents[3] / "native"
-    path = root / "calibrate" / SOURCE_NAME
+    """The timer's C source: ``$SVASIM_NATIVE_DIR/calibrate/``, the checkout's
+    ``native/calibrate/`` or the installed package's copy."""
+    from svasim.native.build import native_dir
+
+    path = native_dir() / "calibrate" / SOURCE_NAME
     if not path.is_file():
         raise CalibrationError(
             f"cannot find the timer's source {path} (set SVASIM_NATIVE_DIR to the native/ directory)"
@@ -40,12 +41,10 @@ def source_path() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where built timers live: ``$SVASIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/svasim``, else ``~/.cache/svasim``."""
-    env = os.environ.get("SVASIM_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "svasim"
+    """Where built timers live: svasim's cache (see :func:`svasim.native.build.cache_dir`)."""
+    from svasim.native.build import cache_dir as svasim_cache
+
+    return svasim_cache()
 
 
 def _compiler() -> str:

@@ -9,11 +9,11 @@ at a portal into the fabric's ENQCMD or MOVDIR64B from that thread, at the fabri
 portal of the WQ: the PASID, the #GP fixup and the device's answer are the fabric's.
 Its sysfs writes go to :class:`~svasim.native.sysfs.IdxdSysfs`.
 
-Memory: the descriptor names the program's own virtual addresses, while the fabric's
-process has a simulated address space of its own; until the fabric has a host port
-backed by the real process (``process_vm_readv``/``process_vm_writev`` for DMA,
-``/proc/PID/maps`` and ``pagemap`` for walks), the device executes the descriptor
-against the simulated mm, so a completion record never reaches the program.
+Memory: each program's fabric process is a native process (CreateProcess and Fork with
+its real pid): the device's page walks read the program's real page table and its DMA
+reaches the program's real pages (svasim.model.kernel.native, svasim.native.host), so
+the program sees its completion records and its data as it would on hardware. The
+fabric's cpu service must therefore run on this host, with --native.
 """
 
 from __future__ import annotations
@@ -257,12 +257,12 @@ class Bridge:
             # fork(): the child is a copy of the parent's mm, with no PASID. The forking
             # thread when the parent said which; else its first.
             ptid = forker if forker is not None else next(iter(parent.threads.values()))
-            child = self._on_cpu(ptid, lambda: self.client.fork(ptid))
+            child = self._on_cpu(ptid, lambda: self.client.fork(ptid, pid))
             proc = child
             if token != parent.token:
                 proc = self._on_cpu(child.tids[0], lambda: self.client.exec(child.tids[0]))
         else:
-            proc = self.client.create_process(name)
+            proc = self.client.create_process(name, pid)
         img = Image(pid=pid, token=token, fabric_pid=proc.pid, name=name, spare_tids=list(proc.tids))
         try:
             img.pidfd = os.pidfd_open(pid)

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,16 @@ def _statically_linked(program: str) -> bool:
     return pt_interp not in types
 
 
+def _module_tools(into: Path) -> Path:
+    """The lsmod/rmmod/modprobe stand-ins, copied executable into ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    for src in (files("svasim") / "data" / "modtools").iterdir():
+        dst = into / src.name
+        dst.write_bytes(src.read_bytes())
+        dst.chmod(0o755)
+    return into
+
+
 @contextmanager
 def _fabric(addr: str | None, config: Any) -> Iterator[Any]:
     from svasim_client import Client
@@ -66,8 +77,11 @@ def _fabric(addr: str | None, config: Any) -> Iterator[Any]:
             client.wait_ready(timeout=10)
             yield client
         return
+    from svasim.config import FabricConfig
     from svasim.server import create_server
 
+    config = config or FabricConfig(port=0)
+    config.native = True
     srv = create_server(config)
     try:
         with Client(srv.address) as client:
@@ -82,6 +96,7 @@ def run_native(
     addr: str | None = None,
     config: Any = None,
     env: dict[str, str] | None = None,
+    module_tools: bool = False,
 ) -> NativeRun:
     """Run ``argv`` as a native program of a fabric and wait for it.
 
@@ -89,7 +104,9 @@ def run_native(
     a whole fabric is started in this process from ``config`` (a
     :class:`~svasim.config.FabricConfig`) and stopped after. ``env`` is the program's
     environment (this process's by default); LD_PRELOAD and the bridge's variables are
-    added to it.
+    added to it. ``module_tools`` puts stand-ins for ``lsmod``, ``rmmod`` and ``modprobe``
+    first on its PATH (svasim's ``data/modtools``): test scripts such as accel-config's
+    reload the idxd driver, which on the simulated host disables every device.
     """
     if not argv:
         raise ValueError("no program to run")
@@ -105,6 +122,8 @@ def run_native(
             penv = dict(os.environ if env is None else env)
             penv.update(bridge.env())
             penv["LD_PRELOAD"] = " ".join(p for p in (str(lib), penv.get("LD_PRELOAD", "")) if p)
+            if module_tools:
+                penv["PATH"] = f"{_module_tools(Path(tmp) / 'bin')}:{penv.get('PATH', os.defpath)}"
             proc = subprocess.Popen(list(argv), env=penv)
             # ^C reaches the program (same process group); wait for it to finish.
             main = threading.current_thread() is threading.main_thread()

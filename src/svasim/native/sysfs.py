@@ -3,12 +3,15 @@
 Models ``drivers/dma/idxd/sysfs.c`` (the attribute shows and stores) and the driver
 core's ``bind``/``unbind`` on the dsa bus, over a directory tree that the preload
 library shows a program in place of ``/sys/bus/dsa``, ``/sys/module/idxd`` and
-``/dev/dsa``. What the accel service holds (WQCFG, OPCAP, the WQ's open files, enable)
-is read from it and changed through it (ConfigureWorkQueue, EnableWorkQueue,
-DisableWorkQueue). What the API does not show is the driver's own state here: the
-device's enabled state, WQ type and name, and the groups (GRPCFG: which WQs and engines
-belong to which group, tokens, traffic classes); GENCAP is composed from what the API
-does show.
+``/dev/dsa``. Everything the device and its driver hold is the accel service's, read
+from ListDevices and changed through its API: the capability registers (gen_cap, op_cap,
+max_groups, max_engines, max_work_queues ...), the device's state and
+read_buffer_limit (EnableDevice, DisableDevice, ConfigureDevice), the groups and
+engines (ConfigureGroup), and each WQ's WQCFG, type, name, driver_name and group
+(ConfigureWorkQueue, EnableWorkQueue, DisableWorkQueue). What is left here is what
+only the kernel's driver model holds: which driver a WQ is bound through, the last
+command status, a WQ's ENQCMDS retry count and its ATS-disable flag (the device has no
+WQ ATS support, so the flag reaches no WQCFG).
 """
 
 from __future__ import annotations
@@ -28,18 +31,33 @@ from svasim_api.errors import SvasimError
 
 #: IDXD_MAX_OPCAP_BITS: op_cap and op_config are shown as a 256-bit bitmap.
 OPCAP_BITS = 256
-#: DSA 1.0 has four groups per device (GRPCAP); the API has none, so the driver's count.
-MAX_GROUPS = 4
 #: WQ_NAME_SIZE in drivers/dma/idxd/idxd.h.
 WQ_NAME_SIZE = 1024
 #: IDXD_ENQCMDS_MAX_RETRIES.
 ENQCMDS_MAX_RETRIES = 64
 #: The character-device major the tree shows (any free dynamic major on a real host).
 CDEV_MAJOR = 236
-#: The idxd version register of a DSA 1.0 device.
-DEVICE_VERSION = 0x100
 #: WQ types the driver knows (idxd_wq_type_names).
 WQ_TYPES = ("none", "kernel", "user")
+#: The traffic classes are configurable only past DEVICE_VERSION_2 (registers.h), or
+#: with the idxd module's tc_override parameter, which this driver does not have.
+
+#: The ``cmd_status`` the driver leaves when the fabric refuses a bind, by the fabric's
+#: reason: the IDXD_SCMD_* software codes of include/uapi/linux/idxd.h, and for a group
+#: without engines the device's Enable Device error (IDXD_CMDSTS_ERR_GRP_CONFIG,
+#: registers.h; which of the four GRP_CONFIG codes is UNVERIFIED).
+CMD_STATUS = {
+    "DEVICE_ENABLED": 0x80000010,
+    "DEVICE_NOT_ENABLED": 0x80000020,
+    "WQ_NO_GROUP": 0x80030000,
+    "WQ_NO_NAME": 0x80040000,
+    "WQ_NO_THRESHOLD": 0x80060000,
+    "NO_WQ_CONFIGURED": 0x800D0000,
+    "WQ_NO_SIZE": 0x800E0000,
+    "GROUP_WITHOUT_ENGINES": 0x15,
+}
+#: Refusals of a bind that drv_enable_wq() and idxd_device_drv_probe() return as -ENXIO.
+ENABLE_REFUSALS = frozenset(CMD_STATUS) | {"NO_ENGINE_CONFIGURED", "WQ_NO_PRIORITY", "WQ_NO_TYPE"}
 
 
 def bitmap_str(value: int, nbits: int = OPCAP_BITS) -> str:
@@ -115,48 +133,31 @@ def errno_of(e: SvasimError) -> int:
 
 @dataclass
 class WqDriverState:
-    """What the driver keeps of a WQ beyond WQCFG (struct idxd_wq)."""
+    """What the kernel's driver model keeps of a WQ that the device does not."""
 
-    type: str = "none"
-    name: str = ""
-    group_id: int = -1
     enqcmds_retries: int = 32
+    #: WQ_FLAG_ATS_DISABLE: stored, but reaches no WQCFG (WQCAP wq_ats_support is 0).
     ats_disable: bool = False
-    prs_disable: bool = False
-    #: wq->driver_name: the driver a bind must come through ("user" for a user WQ).
-    driver_name: str = ""
     #: The driver the WQ is bound to now ("" while disabled).
     bound: str = ""
 
 
 @dataclass
-class GroupState:
-    """struct idxd_group: GRPCFG's flags and tokens (no API in the fabric)."""
-
-    tokens_reserved: int = 0
-    tokens_allowed: int = 0
-    use_token_limit: bool = False
-    traffic_class_a: int = 1
-    traffic_class_b: int = 1
-    desc_progress_limit: int = 0
-    batch_progress_limit: int = 0
-
-
-@dataclass
 class DeviceDriverState:
-    """struct idxd_device's state beyond what the accel service holds."""
+    """What the driver keeps of a device beyond the accel service: the last command
+    status and its WQs' driver state."""
 
-    enabled: bool = True
-    token_limit: int = 0
     cmd_status: int = 0
     wqs: dict[int, WqDriverState] = field(default_factory=dict)
-    engines: dict[int, int] = field(default_factory=dict)
-    groups: dict[int, GroupState] = field(default_factory=dict)
 
 
 def device_dir(index: int, name: str) -> str:
     """Where a device sits under /sys/devices (a PCI function per device)."""
     return f"/sys/devices/pci0000:00/0000:00:{index + 1:02x}.0/{name}"
+
+
+def _opcap(caps: accel_pb2.DeviceCapabilities) -> int:
+    return sum(w << (64 * i) for i, w in enumerate(caps.op_cap))
 
 
 class IdxdSysfs:
@@ -166,7 +167,9 @@ class IdxdSysfs:
     caller's lock (the bridge serialises requests).
     """
 
-    DRIVERS = ("dsa", "idxd", "user")
+    #: The dsa bus's drivers: the idxd device driver, the user (character device) and
+    #: dmaengine (kernel) WQ drivers, and "dsa", the old generic driver.
+    DRIVERS = ("dsa", "idxd", "user", "dmaengine")
 
     def __init__(self, root: Path, fabric: Any) -> None:
         self.root = root
@@ -181,24 +184,14 @@ class IdxdSysfs:
         with self._lock:
             self._devices = self.fabric.devices()
             for dev in self._devices:
-                st = self.state.get(dev.name)
-                if st is None:
-                    st = self.state[dev.name] = DeviceDriverState()
-                    # What the fabric already enabled is a user WQ of group 0, as
-                    # accel-config would have configured it.
-                    for eng in range(dev.engines):
-                        st.engines[eng] = 0
-                    for g in range(MAX_GROUPS):
-                        st.groups[g] = GroupState()
+                st = self.state.setdefault(dev.name, DeviceDriverState())
                 for wq in dev.wqs:
-                    if wq.id not in st.wqs:
-                        st.wqs[wq.id] = (
-                            WqDriverState(
-                                type="user", name=f"svasim{wq.id}", group_id=0, driver_name="user", bound="user"
-                            )
-                            if wq.enabled
-                            else WqDriverState()
-                        )
+                    ws = st.wqs.setdefault(wq.id, WqDriverState())
+                    if not wq.enabled:
+                        ws.bound = ""
+                    elif not ws.bound:
+                        # Enabled through the API: bound as its type's driver would bind it.
+                        ws.bound = "dmaengine" if wq.type == "kernel" else "user"
             self._render()
 
     def device(self, name: str) -> accel_pb2.Device:
@@ -216,63 +209,61 @@ class IdxdSysfs:
         raise StoreError(errno.ENODEV, f"{device} has no wq {wq_id}")
 
     def wq_openable(self, device: str, wq_id: int) -> bool:
-        """Whether /dev/dsa/wqD.Q exists: the WQ is enabled and bound to the user driver."""
+        """Whether /dev/dsa/wqD.Q exists: the WQ is enabled and a user WQ."""
         with self._lock:
             try:
                 wq = self.wq(device, wq_id)
             except StoreError:
                 return False
-            return wq.enabled and self.state[device].wqs[wq_id].type == "user"
+            return wq.enabled and wq.type == "user"
 
     # -- the tree -------------------------------------------------------------------------
     def _device_attrs(self, i: int, dev: accel_pb2.Device) -> dict[str, str]:
         st = self.state[dev.name]
-        max_xfer = max((w.max_xfer_shift for w in dev.wqs), default=31)
-        max_batch = max((w.max_batch_shift for w in dev.wqs), default=10)
-        # GENCAP (DSA spec 8.3.4): block on fault 0, overlapping copy 1, cache control
-        # (memory) 2, max transfer shift 20:16, max batch shift 24:21, config support 31.
-        gen_cap = 1 | (1 << 1) | (1 << 2) | (max_xfer << 16) | (max_batch << 21) | (1 << 31)
+        caps = dev.capabilities
+        f = caps.fields
+        # idxd_device_attr_event_log_size_invisible(): only with GENCAP evl_support.
+        evl = {"event_log_size": str(dev.evl_size)} if f["gen_cap.evl_support"] else {}
         return {
-            "version": f"{DEVICE_VERSION:#x}",
-            "max_groups": str(MAX_GROUPS),
+            **evl,
+            "version": f"{caps.version:#x}",
+            "max_groups": str(len(dev.groups)),
             "max_work_queues": str(len(dev.wqs)),
             "max_engines": str(dev.engines),
             "max_work_queues_size": str(dev.total_wq_size),
             "numa_node": "-1",
             "ims_size": "0",
-            "max_batch_size": str(1 << max_batch),
-            "max_transfer_size": str(1 << max_xfer),
-            "op_cap": bitmap_str(dev.opcap),
-            "gen_cap": f"{gen_cap:#x}",
-            "configurable": "1",
-            "pasid_enabled": "1",
-            "max_tokens": "96",
-            "max_read_buffers": "96",
-            "token_limit": str(st.token_limit),
-            "read_buffer_limit": str(st.token_limit),
+            "max_batch_size": str(caps.max_batch_size),
+            "max_transfer_size": str(caps.max_transfer_size),
+            "op_cap": bitmap_str(_opcap(caps)),
+            "gen_cap": f"{caps.gen_cap:#x}",
+            "configurable": str(f["gen_cap.config_en"]),
+            "pasid_enabled": str(int(caps.pasid_support)),
+            "max_tokens": str(f["group_cap.total_rdbufs"]),
+            "max_read_buffers": str(f["group_cap.total_rdbufs"]),
+            "token_limit": str(dev.read_buffer_limit),
+            "read_buffer_limit": str(dev.read_buffer_limit),
             "cdev_major": str(CDEV_MAJOR),
-            "state": "enabled" if st.enabled else "disabled",
+            "state": "enabled" if dev.enabled else "disabled",
             "clients": str(sum(w.clients for w in dev.wqs)),
             "cmd_status": f"{st.cmd_status:#x}",
             "errors": " ".join(f"{0:#018x}" for _ in range(4)),
-            "max_batch_shift": str(max_batch),
-            "max_xfer_shift": str(max_xfer),
         }
 
     def _wq_attrs(self, dev: accel_pb2.Device, wq: accel_pb2.WorkQueue) -> dict[str, str]:
         ws = self.state[dev.name].wqs[wq.id]
-        user = wq.enabled and ws.type == "user"
+        user = wq.enabled and wq.type == "user"
         return {
             "clients": str(wq.clients),
             "state": "enabled" if wq.enabled else "disabled",
-            "group_id": str(ws.group_id),
+            "group_id": str(wq.group_id),
             "size": str(wq.size),
             "priority": str(wq.priority),
             "block_on_fault": str(int(wq.block_on_fault)),
             "threshold": str(wq.threshold),
-            "type": ws.type,
-            "name": ws.name,
-            "driver_name": ws.driver_name,
+            "type": wq.type,
+            "name": wq.name,
+            "driver_name": wq.driver_name,
             "cdev_minor": str(wq.id) if user else "-1",
             "max_transfer_size": str(1 << wq.max_xfer_shift),
             "max_batch_size": str(1 << wq.max_batch_shift),
@@ -281,8 +272,28 @@ class IdxdSysfs:
             "occupancy": str(wq.occupancy),
             "enqcmds_retries": str(ws.enqcmds_retries),
             "ats_disable": str(int(ws.ats_disable)),
-            "prs_disable": str(int(ws.prs_disable)),
+            "prs_disable": str(int(wq.prs_disable)),
         }
+
+    def _group_attrs(self, dev: accel_pb2.Device, g: accel_pb2.Group) -> dict[str, str]:
+        n = dev.name.removeprefix("dsa")
+        out = {
+            "engines": " ".join(f"engine{n}.{e}" for e in g.engine_ids),
+            "work_queues": " ".join(f"wq{n}.{w}" for w in g.wq_ids),
+            "read_buffers_reserved": str(g.read_buffers_reserved),
+            "read_buffers_allowed": str(g.read_buffers_allowed),
+            "use_read_buffer_limit": str(int(g.use_read_buffer_limit)),
+            "tokens_reserved": str(g.read_buffers_reserved),
+            "tokens_allowed": str(g.read_buffers_allowed),
+            "use_token_limit": str(int(g.use_read_buffer_limit)),
+            "traffic_class_a": str(g.traffic_class_a),
+            "traffic_class_b": str(g.traffic_class_b),
+        }
+        # idxd_group_attr_progress_limit_invisible(): only with GRPCAP progress_limit.
+        if dev.capabilities.fields["group_cap.progress_limit"]:
+            out["desc_progress_limit"] = "0"
+            out["batch_progress_limit"] = "0"
+        return out
 
     def _render(self) -> None:
         files: dict[str, str] = {}
@@ -300,7 +311,7 @@ class IdxdSysfs:
             for k, v in self._device_attrs(i, dev).items():
                 files[f"{base}/{k}"] = v
             links[f"/sys/bus/dsa/devices/{dev.name}"] = base
-            if st.enabled:
+            if dev.enabled:
                 bound["idxd"].append(base)
                 links[f"{base}/driver"] = "/sys/bus/dsa/drivers/idxd"
             for wq in dev.wqs:
@@ -313,27 +324,17 @@ class IdxdSysfs:
                     drv = ws.bound or "user"
                     bound[drv].append(wdir)
                     links[f"{wdir}/driver"] = f"/sys/bus/dsa/drivers/{drv}"
-                    if ws.type == "user":
+                    if wq.type == "user":
                         devnodes.add(f"/dev/dsa/wq{n}.{wq.id}")
-            for eng, g in sorted(st.engines.items()):
-                edir = f"{base}/engine{n}.{eng}"
-                files[f"{edir}/group_id"] = str(g)
-                links[f"/sys/bus/dsa/devices/engine{n}.{eng}"] = edir
-            for g, gs in sorted(st.groups.items()):
-                gdir = f"{base}/group{n}.{g}"
-                engines = [f"engine{n}.{e}" for e, eg in sorted(st.engines.items()) if eg == g]
-                wqs = [f"wq{n}.{w}" for w, ws in sorted(st.wqs.items()) if ws.group_id == g]
-                files[f"{gdir}/engines"] = " ".join(engines)
-                files[f"{gdir}/work_queues"] = " ".join(wqs)
-                for k in ("tokens_reserved", "tokens_allowed", "traffic_class_a", "traffic_class_b"):
-                    files[f"{gdir}/{k}"] = str(getattr(gs, k))
-                files[f"{gdir}/use_token_limit"] = str(int(gs.use_token_limit))
-                files[f"{gdir}/read_buffers_reserved"] = str(gs.tokens_reserved)
-                files[f"{gdir}/read_buffers_allowed"] = str(gs.tokens_allowed)
-                files[f"{gdir}/use_read_buffer_limit"] = str(int(gs.use_token_limit))
-                files[f"{gdir}/desc_progress_limit"] = str(gs.desc_progress_limit)
-                files[f"{gdir}/batch_progress_limit"] = str(gs.batch_progress_limit)
-                links[f"/sys/bus/dsa/devices/group{n}.{g}"] = gdir
+            for eng in dev.engine_list:
+                edir = f"{base}/engine{n}.{eng.id}"
+                files[f"{edir}/group_id"] = str(eng.group_id)
+                links[f"/sys/bus/dsa/devices/engine{n}.{eng.id}"] = edir
+            for g in dev.groups:
+                gdir = f"{base}/group{n}.{g.id}"
+                for k, v in self._group_attrs(dev, g).items():
+                    files[f"{gdir}/{k}"] = v
+                links[f"/sys/bus/dsa/devices/group{n}.{g.id}"] = gdir
         for drv, targets in bound.items():
             for t in targets:
                 links[f"/sys/bus/dsa/drivers/{drv}/{t.rsplit('/', 1)[1]}"] = t
@@ -411,62 +412,73 @@ class IdxdSysfs:
             return self._store_engine(dev_name, int(idx), attr, text)
         return self._store_device(dev_name, attr, text)
 
-    def _configurable(self, dev: str) -> DeviceDriverState:
-        st = self.state[dev]
-        if st.enabled:
-            raise StoreError(errno.EPERM, f"{dev} is enabled")
-        return st
-
     def _store_device(self, dev: str, attr: str, text: str) -> None:
         st = self.state[dev]
         if attr == "cmd_status":
             st.cmd_status = 0
+        elif attr == "event_log_size" and self.device(dev).capabilities.fields["gen_cap.evl_support"]:
+            # event_log_size_store(): kstrtoul base 10; the fabric checks the rest.
+            size = _number(text)
+            if size < 0:
+                raise StoreError(errno.EINVAL, f"event_log_size {size} is negative")
+            request = accel_pb2.SetEventLogSizeRequest(device=dev, size=size)
+            self._fabric(lambda: self._rpc(self.fabric.accel.SetEventLogSize, request))
         elif attr in ("token_limit", "read_buffer_limit"):
+            # read_buffer_limit_store(): kstrtoul; the fabric refuses an enabled device
+            # (-EPERM) and a limit beyond total_rdbufs (-EINVAL).
             val = _number(text)
-            self._configurable(dev)
-            if not 0 <= val <= 96:
-                raise StoreError(errno.EINVAL, f"{attr} {val} is not 0..96")
-            st.token_limit = val
+            if val < 0:
+                raise StoreError(errno.EINVAL, f"{attr} {val} is negative")
+            self._fabric(lambda: self.fabric.configure_device(dev, read_buffer_limit=val))
         else:
             raise StoreError(errno.EACCES, f"{dev}/{attr} is read-only")
 
     def _store_group(self, dev: str, g: int, attr: str, text: str) -> None:
-        gs = self._configurable(dev).groups.get(g)
-        if gs is None:
+        device = self.device(dev)
+        if not 0 <= g < len(device.groups):
             raise StoreError(errno.ENODEV, f"{dev} has no group {g}")
-        val = _number(text) if attr != "use_token_limit" else int(_bool(text))
         names = {
-            "tokens_reserved": "tokens_reserved",
-            "read_buffers_reserved": "tokens_reserved",
-            "tokens_allowed": "tokens_allowed",
-            "read_buffers_allowed": "tokens_allowed",
-            "use_token_limit": "use_token_limit",
-            "use_read_buffer_limit": "use_token_limit",
-            "traffic_class_a": "traffic_class_a",
-            "traffic_class_b": "traffic_class_b",
-            "desc_progress_limit": "desc_progress_limit",
-            "batch_progress_limit": "batch_progress_limit",
+            "tokens_reserved": "read_buffers_reserved",
+            "read_buffers_reserved": "read_buffers_reserved",
+            "tokens_allowed": "read_buffers_allowed",
+            "read_buffers_allowed": "read_buffers_allowed",
+            "use_token_limit": "use_read_buffer_limit",
+            "use_read_buffer_limit": "use_read_buffer_limit",
         }
+        if attr in ("traffic_class_a", "traffic_class_b"):
+            # group_traffic_class_*_store(): -EPERM while enabled, and on a device before
+            # version 2 without tc_override.
+            _number(text)
+            raise StoreError(errno.EPERM, f"{attr} is fixed on {dev} (version {device.capabilities.version:#x})")
         if attr not in names:
             raise StoreError(errno.EACCES, f"group attribute {attr} is read-only")
-        if attr.startswith("traffic_class") and not 0 <= val <= 7:
-            raise StoreError(errno.EINVAL, f"{attr} {val} is not 0..7")
-        if attr.endswith("progress_limit") and not 0 <= val <= 3:
-            raise StoreError(errno.EINVAL, f"{attr} {val} is not 0..3")
-        if val < 0:
+        val = _number(text)
+        if val < 0:  # kstrtoul
             raise StoreError(errno.EINVAL, f"{attr} {val} is negative")
-        setattr(gs, names[attr], bool(val) if names[attr] == "use_token_limit" else val)
+        key = names[attr]
+        value: int | bool = bool(val) if key == "use_read_buffer_limit" else val
+        self._fabric(lambda: self.fabric.configure_group(dev, g, **{key: value}))
 
     def _store_engine(self, dev: str, eng: int, attr: str, text: str) -> None:
-        st = self._configurable(dev)
+        device = self.device(dev)
         if attr != "group_id":
             raise StoreError(errno.EACCES, f"engine attribute {attr} is read-only")
-        if eng not in st.engines:
+        engines = {e.id: e.group_id for e in device.engine_list}
+        if eng not in engines:
             raise StoreError(errno.ENODEV, f"{dev} has no engine {eng}")
         g = _number(text)
-        if not -1 <= g < MAX_GROUPS:
-            raise StoreError(errno.EINVAL, f"group {g} is not -1..{MAX_GROUPS - 1}")
-        st.engines[eng] = g
+        # engine_group_id_store(): -1..max_groups-1.
+        if not -1 <= g < len(device.groups):
+            raise StoreError(errno.EINVAL, f"group {g} is not -1..{len(device.groups) - 1}")
+        old = engines[eng]
+        if g == old:
+            return
+        if g >= 0:
+            members = sorted({e for e, eg in engines.items() if eg == g} | {eng})
+            self._fabric(lambda: self.fabric.configure_group(dev, g, engines=members))
+        else:
+            members = sorted(e for e, eg in engines.items() if eg == old and e != eng)
+            self._fabric(lambda: self.fabric.configure_group(dev, old, engines=members))
 
     def _store_wq(self, dev: str, wq_id: int, attr: str, text: str) -> None:
         wq = self.wq(dev, wq_id)
@@ -485,26 +497,30 @@ class IdxdSysfs:
             raise StoreError(errno.EPERM, f"wq{dev.removeprefix('dsa')}.{wq_id} is enabled")
         if attr == "group_id":
             g = _number(text)
-            if not -1 <= g < MAX_GROUPS:
-                raise StoreError(errno.EINVAL, f"group {g} is not -1..{MAX_GROUPS - 1}")
-            ws.group_id = g
+            if not -1 <= g < len(device.groups):
+                raise StoreError(errno.EINVAL, f"group {g} is not -1..{len(device.groups) - 1}")
+            self._configure(dev, wq_id, group_id=g)
         elif attr == "type":
-            t = text.strip()
+            t = text.removesuffix("\n")  # sysfs_streq()
             if t not in WQ_TYPES:
                 raise StoreError(errno.EINVAL, f"wq type {t!r} is not one of {', '.join(WQ_TYPES)}")
-            ws.type = t
+            self._configure(dev, wq_id, type=t)
         elif attr == "name":
-            name = text.rstrip("\n")
-            if len(name) > WQ_NAME_SIZE or not name.strip():
+            if not text or len(text) > WQ_NAME_SIZE:
                 raise StoreError(errno.EINVAL, "a wq name is 1..1024 characters")
-            ws.name = name
+            self._configure(dev, wq_id, name=text.strip())  # strim()
         elif attr == "driver_name":
-            drv = text.strip()
-            if not drv or len(drv) > 32:
-                raise StoreError(errno.EINVAL, "a driver name is 1..32 characters")
-            ws.driver_name = drv
-        elif attr in ("ats_disable", "prs_disable"):
-            setattr(ws, attr, _bool(text))
+            if not text or len(text) > 128:
+                raise StoreError(errno.EINVAL, "a driver name is 1..128 characters")
+            self._configure(dev, wq_id, driver_name=text.strip())
+        elif attr == "ats_disable":
+            ws.ats_disable = _bool(text)
+        elif attr == "prs_disable":
+            if _bool(text):
+                # wq_prs_disable_store(): PRS disabled takes block on fault off with it.
+                self._configure(dev, wq_id, prs_disable=True, block_on_fault=False)
+            else:
+                self._configure(dev, wq_id, prs_disable=False)
         elif attr == "mode":
             mode = text.strip()
             if mode not in ("shared", "dedicated"):
@@ -531,7 +547,10 @@ class IdxdSysfs:
                 raise StoreError(errno.EINVAL, f"priority {prio} is not 1..15")
             self._configure(dev, wq_id, priority=prio)
         elif attr == "block_on_fault":
-            self._configure(dev, wq_id, block_on_fault=_bool(text))
+            bof = _bool(text)
+            if bof and wq.prs_disable:
+                raise StoreError(errno.EOPNOTSUPP, "block on fault needs page requests (prs_disable is set)")
+            self._configure(dev, wq_id, block_on_fault=bof)
         elif attr == "threshold":
             thresh = _number(text)
             if thresh > wq.size or thresh <= 0 or wq.mode == accel_pb2.WQ_MODE_DEDICATED:
@@ -556,13 +575,28 @@ class IdxdSysfs:
         else:
             raise StoreError(errno.EACCES, f"no wq attribute {attr}")
 
+    @staticmethod
+    def _rpc(method: Callable[..., Any], request: Any) -> Any:
+        """A stub call, its failure as the client's SvasimError."""
+        import grpc
+
+        try:
+            return method(request)
+        except grpc.RpcError as e:
+            raise SvasimError.from_rpc_error(e) from None
+
     def _configure(self, dev: str, wq_id: int, **fields: Any) -> None:
         self._fabric(lambda: self.fabric.configure_wq(dev, wq_id, **fields))
 
-    def _fabric(self, call: Callable[[], Any]) -> Any:
+    def _fabric(self, call: Callable[[], Any], dev: str = "") -> Any:
+        """Call the fabric; a refusal is the errno the driver returns (and, for a refused
+        enable, the command status it leaves in ``dev``'s cmd_status)."""
         try:
             return call()
         except SvasimError as e:
+            if dev and e.reason in ENABLE_REFUSALS:
+                self.state[dev].cmd_status = CMD_STATUS.get(e.reason, 0)
+                raise StoreError(errno.ENXIO, e.message or e.reason) from None
             raise StoreError(errno_of(e), e.message or e.reason) from None
 
     def _bind(self, drv: str, bind: bool, name: str) -> None:
@@ -579,24 +613,18 @@ class IdxdSysfs:
         if bind:
             if wq.enabled:
                 raise StoreError(errno.EBUSY, f"{name} is already bound")
-            # idxd_drv_enable_wq(): the device is enabled, the WQ has a group, a size, a
-            # type the driver takes and (for a user WQ) a name.
-            if not self.state[dev].enabled:
-                raise StoreError(errno.ENXIO, f"{dev} is not enabled")
-            if ws.group_id < 0:
-                raise StoreError(errno.EINVAL, f"{name} has no group")
-            if wq.size == 0:
-                raise StoreError(errno.EINVAL, f"{name} has size 0")
-            if ws.type == "none" or (drv == "user" and ws.type != "user"):
-                raise StoreError(errno.ENODEV, f"{name} of type {ws.type} does not match driver {drv}")
-            # The bus matches a WQ to the driver its driver_name names ("dsa": the old
-            # generic driver, which takes any WQ).
-            if drv != "dsa" and ws.driver_name and ws.driver_name != drv:
-                raise StoreError(errno.ENODEV, f"{name} names driver {ws.driver_name}, not {drv}")
-            if not ws.name:
-                raise StoreError(errno.EINVAL, f"{name} has no name")
-            self._fabric(lambda: self.fabric.enable_wq(dev, wq_id))
+            # The dsa bus matches a WQ to a driver by its type (idxd_user_drv for user
+            # WQs, idxd_dmaengine_drv for kernel ones) and by the driver_name it names
+            # ("dsa", the old generic driver, takes any typed WQ).
+            wanted = {"user": "user", "kernel": "dmaengine"}.get(wq.type)
+            if wanted is None or (drv not in ("dsa", wanted)):
+                raise StoreError(errno.ENODEV, f"{name} of type {wq.type} does not match driver {drv}")
+            if drv != "dsa" and wq.driver_name and wq.driver_name != drv:
+                raise StoreError(errno.ENODEV, f"{name} names driver {wq.driver_name}, not {drv}")
+            # drv_enable_wq(): the fabric checks the device, the group, the name ...
+            self._fabric(lambda: self.fabric.enable_wq(dev, wq_id), dev)
             ws.bound = drv
+            self.state[dev].cmd_status = 0
         else:
             if not wq.enabled:
                 raise StoreError(errno.ENODEV, f"{name} is not bound")
@@ -607,25 +635,20 @@ class IdxdSysfs:
         st = self.state[dev]
         device = self.device(dev)
         if bind:
-            if st.enabled:
+            if device.enabled:
                 raise StoreError(errno.EBUSY, f"{dev} is already bound")
-            # GRPCFG must be valid (cmd_status 0x15 otherwise): a group with WQs has engines.
-            for g in st.groups:
-                has_wq = any(ws.group_id == g and w.size for w, ws in ((w, st.wqs[w.id]) for w in device.wqs))
-                has_eng = any(eg == g for eg in st.engines.values())
-                if has_wq and not has_eng:
-                    st.cmd_status = 0x15
-                    raise StoreError(errno.ENXIO, f"group {g} of {dev} has WQs and no engines")
-            st.enabled = True
+            # idxd_device_drv_probe(): the fabric checks the groups (idxd_device_config()
+            # and the device's Enable Device).
+            self._fabric(functools.partial(self.fabric.enable_device, dev), dev)
             st.cmd_status = 0
         else:
-            if not st.enabled:
+            if not device.enabled:
                 raise StoreError(errno.ENODEV, f"{dev} is not bound")
-            for w in device.wqs:
-                if w.enabled:
-                    self._fabric(functools.partial(self.fabric.disable_wq, dev, w.id))
-                    st.wqs[w.id].bound = ""
-            st.enabled = False
+            # idxd_device_drv_remove(): the WQs are released and the device reset, which
+            # clears its configuration (the fabric's DisableDevice does all of it).
+            self._fabric(functools.partial(self.fabric.disable_device, dev))
+            for ws in st.wqs.values():
+                ws.bound = ""
 
 
 def _number(text: str) -> int:
