@@ -110,6 +110,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="svasim-load-") as d:
         tmp = Path(d)
         results = {"one-process": one_process(tmp, opts.clients, seconds), "split": split(tmp, opts.clients, seconds)}
+        if any(r.errors for r in results.values()):
+            # The servers' side of a failure, before their logs go with the directory.
+            for log in sorted(tmp.glob("*.log")):
+                text = log.read_text(errors="replace")
+                if "Traceback" in text:
+                    print(f"{log.name}, first traceback:\n" + text[text.index("Traceback") :][:3000], file=sys.stderr)
     print(f"load: {opts.clients} clients x {seconds:g} s, MEMMOVE 4 KiB, servers on CPU {SERVER_CPU}, SQLite")
     print(f"{'fabric':<12} {'MEMMOVEs':>8} {'iter/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'EXHAUSTED':>10} {'wall s':>7}")
     failed = False

@@ -18,7 +18,7 @@ the client to CPU 0 when the machine has two CPUs or more.
    rows it folds.
 4. Replay: inputs re-executed per second against the rate they were served at.
 
-Usage: python benchmarks/run.py [--quick] [--repeats N] [--profile SECONDS]
+Usage: python benchmarks/run.py [--quick] [--repeats N] [--profile SECONDS [--profile-load stream]]
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ PG_SERVER = os.environ.get("SVASIM_BENCH_PG", "postgresql+psycopg://postgres@127
 PG_DATABASE = "svasim_bench"
 MEMMOVE_SIZE = 4096
 BATCH = 64
+#: Submit stream: submissions unanswered at a time, and submissions per request message.
+STREAM_WINDOW = 1024
+STREAM_PER_MESSAGE = 64
 #: Transitions of one unary MEMMOVE request (its input, the ENQCMD, the WQ, the descriptor...).
 REQUEST_ROWS = 7
 SMALL_ROWS = 7 * 1000
@@ -198,6 +201,24 @@ class MemmoveLoop:
         if bad:
             raise SystemExit(f"{len(bad)} MEMMOVEs of a batch not accepted: outcomes {sorted(set(bad))}")
 
+    def stream_noop(self, n: int) -> None:
+        """``n`` NOOP ENQCMDs pipelined over one Submit stream."""
+        self._stream([self.noop] * n)
+
+    def stream_memmove(self, n: int) -> None:
+        """``n`` MEMMOVEs, the next destinations of the ring, pipelined over one Submit stream."""
+        descs = [self.descs[(self.i + k) % self.slots] for k in range(n)]
+        self.i += n
+        self._stream(descs)
+
+    def _stream(self, descs: list[bytes]) -> None:
+        results = self.c.submit_stream(
+            ((self.tid, self.portal, d) for d in descs), window=STREAM_WINDOW, per_message=STREAM_PER_MESSAGE
+        )
+        bad = [r.tag for r in results if r.HasField("error") or r.enqcmd.outcome != 1]
+        if bad:
+            raise SystemExit(f"{len(bad)} streamed ENQCMDs not accepted, first tag {bad[0]}")
+
     def check(self) -> None:
         """Every slot written since :meth:`clear`: completion SUCCESS and the bytes copied."""
         from svasim_api import idxd
@@ -222,7 +243,7 @@ def bench_rpc(calls: int, repeats: int, tmp: Path) -> list[Figure]:
     db = f"sqlite:///{tmp / 'rpc.db'}"
     echo_cmd = [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), "--port", str(echo_port)]
     up_cmd = [sys.executable, "-m", "svasim.cli", "up", "--port", str(port), "--db", db, "--durability", "commit"]
-    names = ("noop", "memmove", "batch")
+    names = ("noop", "memmove", "batch", "stream_noop", "stream_memmove")
     got: dict[str, list[float]] = {k: [] for k in names}
     echo: list[float] = []
     with served(echo_cmd, echo_port), served(up_cmd, port):
@@ -233,6 +254,7 @@ def bench_rpc(calls: int, repeats: int, tmp: Path) -> list[Figure]:
             loop = MemmoveLoop(c)
             for f in (lambda: call(payload), loop.enqcmd_noop, loop.enqcmd_memmove):
                 rate(f, 100)  # warm-up
+            streamed = max(calls * 4, loop.slots)
             for _ in range(repeats):
                 echo.append(rate(lambda: call(payload), calls))
                 got["noop"].append(rate(loop.enqcmd_noop, calls))
@@ -241,6 +263,10 @@ def bench_rpc(calls: int, repeats: int, tmp: Path) -> list[Figure]:
                 loop.check()
                 loop.clear()
                 got["batch"].append(rate(loop.batch_memmove, max(calls // BATCH, loop.slots // BATCH), BATCH))
+                loop.check()
+                got["stream_noop"].append(rate(lambda: loop.stream_noop(streamed), 1, streamed))
+                loop.clear()
+                got["stream_memmove"].append(rate(lambda: loop.stream_memmove(streamed), 1, streamed))
                 loop.check()
         ch.close()
     return [
@@ -255,11 +281,23 @@ def bench_rpc(calls: int, repeats: int, tmp: Path) -> list[Figure]:
             got["memmove"],
             ">= 10, and >= 20,000/s",
         ),
+        Figure("ENQCMD NOOP/s over a Submit stream, commit", "desc/s", "bare gRPC echo", got["stream_noop"], echo),
+        Figure("ENQCMD NOOP/s over a Submit stream, commit", "desc/s", "unary NOOP", got["stream_noop"], got["noop"]),
+        Figure("MEMMOVE 4 KiB/s over a Submit stream, commit", "desc/s", "bare gRPC echo", got["stream_memmove"], echo),
+        Figure(
+            "MEMMOVE 4 KiB/s over a Submit stream, commit",
+            "desc/s",
+            "unary MEMMOVE",
+            got["stream_memmove"],
+            got["memmove"],
+            ">= 10, and >= 20,000/s",
+        ),
     ]
 
 
-def profile_server(seconds: float, tmp: Path, out: Path) -> None:
-    """py-spy the server for ``seconds`` under a unary MEMMOVE loop; print the top entries."""
+def profile_server(seconds: float, tmp: Path, out: Path, load: str = "unary") -> None:
+    """py-spy the server for ``seconds`` under a MEMMOVE loop (``load``: unary calls, or
+    a Submit stream); print the top entries."""
     from svasim_client import Client
 
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -277,7 +315,10 @@ def profile_server(seconds: float, tmp: Path, out: Path) -> None:
             stderr=subprocess.PIPE,
         )  # fmt: skip
         while record.poll() is None:
-            loop.enqcmd_memmove()
+            if load == "stream":
+                loop.stream_memmove(4096)
+            else:
+                loop.enqcmd_memmove()
         if record.returncode != 0:
             raise SystemExit(f"py-spy failed: {record.stderr.read().decode() if record.stderr else ''}")
     print_profile(out)
@@ -625,7 +666,10 @@ def main() -> int:
     parser.add_argument("--calls", type=int, help="calls per RPC measurement (default 2000; quick 300)")
     parser.add_argument("--rows", type=int, help="rows per append measurement (default 50000; quick 10000)")
     parser.add_argument("--events", type=int, help="events of the state run (default 1000000; quick 100000)")
-    parser.add_argument("--profile", type=float, metavar="SECONDS", help="only py-spy the server under unary MEMMOVE")
+    parser.add_argument("--profile", type=float, metavar="SECONDS", help="only py-spy the server under MEMMOVEs")
+    parser.add_argument(
+        "--profile-load", choices=("unary", "stream"), default="unary", help="what --profile runs: unary or streamed"
+    )
     parser.add_argument("--only", choices=("rpc", "store", "state", "replay"), action="append", help="these figures")
     args = parser.parse_args()
     calls = args.calls or (300 if args.quick else 2000)
@@ -638,7 +682,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if args.profile:
-            profile_server(args.profile, tmp, tmp / "profile.txt")
+            profile_server(args.profile, tmp, tmp / "profile.txt", args.profile_load)
             return 0
         only = set(args.only or ("rpc", "store", "state", "replay"))
         figures: list[Figure] = []

@@ -51,8 +51,80 @@ function connect(address, credentials = grpc.credentials.createInsecure()) {
   };
   const client = {};
   for (const [name, stub] of Object.entries(stubs)) client[name] = promisify(stub);
+  client.submitStream = (submissions, options) => submitStream(stubs.cpu, submissions, options);
   client.close = () => Object.values(stubs).forEach((s) => s.close());
   return client;
+}
+
+// Pipelines submissions ({ tag, enqcmd | movdir64b | enqcmds, wait_completion }) over one
+// CpuService.Submit stream: an async generator of their results, in order. At most
+// `window` submissions are unanswered at a time; they travel `perMessage` to a request
+// message. A refused submission is a result with `error` set ({ code, reason, metadata,
+// ... }); a failure of the stream itself is thrown. Leaving the loop early cancels it.
+async function* submitStream(cpuStub, submissions, { window = 512, perMessage = 64 } = {}) {
+  if (window < 1 || perMessage < 1) throw new RangeError('window and perMessage must be at least 1');
+  const call = cpuStub.Submit();
+  const source = submissions[Symbol.iterator]();
+  const results = [];
+  let credits = window;
+  let sent = false; // every submission is written and the stream half-closed
+  let ended = false;
+  let error = null;
+  let wake = null;
+  const notify = () => {
+    if (wake) {
+      const w = wake;
+      wake = null;
+      w();
+    }
+  };
+  call.on('data', (msg) => {
+    results.push(...msg.results);
+    notify();
+  });
+  call.on('error', (e) => {
+    error = e;
+    notify();
+  });
+  call.on('end', () => {
+    ended = true;
+    notify();
+  });
+  const send = () => {
+    while (!sent && credits > 0) {
+      const batch = [];
+      while (batch.length < Math.min(perMessage, credits)) {
+        const next = source.next();
+        if (next.done) {
+          sent = true;
+          break;
+        }
+        batch.push(next.value);
+      }
+      credits -= batch.length;
+      if (batch.length) call.write({ submissions: batch });
+      if (sent) call.end();
+    }
+  };
+  try {
+    send();
+    for (;;) {
+      while (results.length) {
+        credits += 1;
+        yield results.shift();
+      }
+      if (error) throw error;
+      if (ended) return;
+      send();
+      // Events fire only while this generator waits, so none is missed between the
+      // checks above and setting `wake`.
+      await new Promise((resolve) => {
+        wake = resolve;
+      });
+    }
+  } finally {
+    if (!ended && !error) call.cancel();
+  }
 }
 
 // struct dsa_hw_desc for a MEMMOVE (PASID field zero: ENQCMD fills it in).
@@ -78,4 +150,4 @@ function parseCompletion(buf) {
   };
 }
 
-module.exports = { connect, memmoveDescriptor, parseCompletion, OPCODE, FLAG, STATUS, grpc };
+module.exports = { connect, submitStream, memmoveDescriptor, parseCompletion, OPCODE, FLAG, STATUS, grpc };

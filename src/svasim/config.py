@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from svasim.model.costs import CostTable
+from svasim.model.evl import IDXD_EVL_SIZE_MAX, IDXD_EVL_SIZE_MIN
+from svasim.model.iommu import PRQ_ENTRIES, PRQ_MAX_ENTRIES, PRQ_MIN_ENTRIES
 from svasim.model.memory import DEFAULT_MEMORY_SIZE
 
 ALL_SERVICES = ("cpu", "iommu", "accel", "trace")
@@ -135,6 +137,28 @@ class FabricConfig:
     policy: str = "linux-5.18"
     #: Logical CPUs [SVASIM_CPUS].
     cpus: int = 4
+    #: Engines of each accelerator device; all start in group 0 [SVASIM_ENGINES].
+    engines: int = 2
+    #: Groups of each accelerator device (GRPCAP num_groups) [SVASIM_GROUPS].
+    groups: int = 4
+    #: WQs of each accelerator device (WQCAP num_wqs); beyond the first two they start
+    #: unconfigured [SVASIM_WQS].
+    wqs: int = 2
+    #: Whether a submission runs the accelerator's engines up to the submitter's time
+    #: (on) or the devices run only when told, by Advance (off) [SVASIM_AUTO_RUN: "1"/"0"].
+    auto_run: bool = True
+    #: Whether a blocking page fault's request waits in the IOMMU's page request queue
+    #: and is answered later on the device's event queue, so the PRQ can fill and
+    #: overflow (on), or is answered at once (off) [SVASIM_ASYNC_PAGE_REQUESTS: "1"/"0"].
+    async_page_requests: bool = False
+    #: Whether the devices have an event log (GENCAP evl_support) [SVASIM_EVL: "1"/"0"].
+    evl: bool = False
+    #: Entries of a device's event log at boot when it has one: idxd_init_evl() (Linux
+    #: drivers/dma/idxd/init.c) starts at IDXD_EVL_SIZE_MIN, 64 [SVASIM_EVL_SIZE].
+    evl_size: int = IDXD_EVL_SIZE_MIN
+    #: Entries of the IOMMU's page request queue (PQA_REG.PQS; Linux's PRQ_ORDER 4 gives
+    #: 2048) [SVASIM_PRQ_ENTRIES].
+    prq_entries: int = PRQ_ENTRIES
     #: Simulated physical memory in bytes, a multiple of 4096; mmap with populate, page
     #: faults and page tables beyond it are refused with ENOMEM [SVASIM_MEMORY].
     memory: int = DEFAULT_MEMORY_SIZE
@@ -162,6 +186,11 @@ class FabricConfig:
     #: [SVASIM_QUEUE_TIMEOUT].
     queue_timeout: float = 5.0
 
+    #: Take native processes (CreateProcess with a native_pid: real programs under
+    #: ``svasim run-native``, whose memory the devices reach with process_vm_readv/writev);
+    #: only for a cpu service on the programs' host [SVASIM_NATIVE: "1"/"0"].
+    native: bool = False
+
     #: Port of the Prometheus metrics endpoint (HTTP, or HTTPS with the client listener's
     #: certificate); 0 picks a free one; None: no endpoint [SVASIM_METRICS_PORT].
     metrics_port: int | None = None
@@ -176,6 +205,8 @@ class FabricConfig:
                 peers[svc] = addr
         early_free = _env_bool("SVASIM_EARLY_FREE")
         migrate = _env_bool("SVASIM_MIGRATE")
+        native = _env_bool("SVASIM_NATIVE")
+        auto_run = _env_bool("SVASIM_AUTO_RUN")
         return cls(
             services=parse_services(_env("SVASIM_SERVICES", "all")),
             host=_env("SVASIM_HOST", "127.0.0.1"),
@@ -190,9 +221,18 @@ class FabricConfig:
             tls_key=_env("SVASIM_TLS_KEY", ""),
             db=_env("SVASIM_DB", DEFAULT_DB),
             migrate=True if migrate is None else migrate,
+            native=bool(native),
             run=_env("SVASIM_RUN", ""),
             policy=_env("SVASIM_POLICY", "linux-5.18"),
             cpus=_env_int("SVASIM_CPUS", 4) or 0,
+            engines=_env_int("SVASIM_ENGINES", 2) or 0,
+            groups=_env_int("SVASIM_GROUPS", 4) or 0,
+            wqs=_env_int("SVASIM_WQS", 2) or 0,
+            auto_run=True if auto_run is None else auto_run,
+            async_page_requests=bool(_env_bool("SVASIM_ASYNC_PAGE_REQUESTS")),
+            evl=bool(_env_bool("SVASIM_EVL")),
+            evl_size=_env_int("SVASIM_EVL_SIZE", IDXD_EVL_SIZE_MIN) or 0,
+            prq_entries=_env_int("SVASIM_PRQ_ENTRIES", PRQ_ENTRIES) or 0,
             memory=_env_int("SVASIM_MEMORY", DEFAULT_MEMORY_SIZE) or 0,
             seed=_env_int("SVASIM_SEED", 0) or 0,
             early_free=early_free,
@@ -224,6 +264,22 @@ class FabricConfig:
         check_port("port", self.port)
         if self.memory <= 0 or self.memory % 4096:
             raise ConfigError(f"memory must be a positive multiple of 4096 bytes, got {self.memory}")
+        if not 1 <= self.engines <= 64:
+            raise ConfigError(f"engines must be 1..64 per device (GRPENGCFG is a 64-bit mask), got {self.engines}")
+        if not 1 <= self.groups <= 255:
+            raise ConfigError(f"groups must be 1..255 per device (GRPCAP num_groups), got {self.groups}")
+        if not 2 <= self.wqs <= 255:
+            raise ConfigError(f"wqs must be 2..255 per device (WQCAP num_wqs), got {self.wqs}")
+        if not IDXD_EVL_SIZE_MIN <= self.evl_size <= IDXD_EVL_SIZE_MAX:
+            raise ConfigError(
+                f"evl_size must be {IDXD_EVL_SIZE_MIN}..{IDXD_EVL_SIZE_MAX} entries "
+                f"(IDXD_EVL_SIZE_MIN..MAX, drivers/dma/idxd/registers.h), got {self.evl_size}"
+            )
+        if not PRQ_MIN_ENTRIES <= self.prq_entries <= PRQ_MAX_ENTRIES:
+            raise ConfigError(
+                f"prq_entries must be {PRQ_MIN_ENTRIES}..{PRQ_MAX_ENTRIES} page request descriptors, "
+                f"got {self.prq_entries}"
+            )
         if self.durability not in ("commit", "batch"):
             raise ConfigError(f"durability must be commit or batch, got {self.durability!r}")
         if self.max_queued < 0 or self.queue_timeout < 0:

@@ -36,9 +36,10 @@ from grpc_reflection.v1alpha import reflection
 
 from svasim import __version__, recovery
 from svasim.config import MODEL_SERVICES, ConfigError, FabricConfig, hostport, load_costs
-from svasim.model.accel import default_devices
+from svasim.model.accel import Device, default_devices
 from svasim.model.costs import CostTable
 from svasim.model.errors import SimError
+from svasim.model.evl import EventLog
 from svasim.model.policies import policy_names
 from svasim.rpc.accel import AccelCore, AccelDeviceServicer, AccelServicer
 from svasim.rpc.common import ParseRequests, RequestGate
@@ -49,6 +50,7 @@ from svasim.rpc.metrics import FabricMetrics
 from svasim.rpc.rpc_errors import to_status
 from svasim.rpc.trace import TraceAdminServicer, TraceServicer
 from svasim.store import Durability, Recorder, Store
+from svasim.store.snapshots import Snapshotter, snapshot_every
 from svasim.wiring.grpc_ports import MAX_MESSAGE, GrpcAccelPort, GrpcHostPort, GrpcIommuPort
 from svasim.wiring.incarnation import Identity, Incarnations, new_incarnation
 from svasim.wiring.local import LocalPort
@@ -129,6 +131,10 @@ class RecoveryGate(grpc.ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(refuse, de, ser)
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(refuse_stream, de, ser)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(refuse, de, ser)
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(refuse_stream, de, ser)
         return handler
 
 
@@ -161,6 +167,11 @@ class FabricServer:
     incarnation: str = ""
     #: What the resume did, when this process resumed a run.
     resumed: recovery.Resumed | None = None
+    #: What the rebuild by fold did, when this process is a member of a split fabric
+    #: that resumed its part of a run.
+    rebuilt: recovery.Rebuilt | None = None
+    #: The thread keeping the run's snapshots up to date (the trace host's, or svasim up's).
+    snapshotter: Snapshotter | None = None
     #: The process's Prometheus metrics and its health watcher.
     metrics: FabricMetrics | None = None
     watcher: HealthWatcher | None = None
@@ -188,6 +199,8 @@ class FabricServer:
         self._stopped = True
         if self.watcher is not None:
             self.watcher.stop()
+        if self.snapshotter is not None:
+            self.snapshotter.stop()
         self.health.enter_graceful_shutdown()
         g = self.config.grace if grace is None else grace
         # Clients first: their requests in flight may still need the peers' call-backs.
@@ -200,6 +213,20 @@ class FabricServer:
         self.store.close()
         if self.metrics is not None:
             self.metrics.close()
+
+
+def fabric_devices(config: FabricConfig) -> list[Device]:
+    """The accelerator devices a fabric boots with: their shape (engines, groups, WQs),
+    how they run (auto_run, async_page_requests) and their event log (GENCAP evl_support,
+    at ``evl_size`` entries, as idxd_init_evl() sets it up)."""
+    devices = default_devices(config.engines, config.groups, config.wqs)
+    for d in devices:
+        d.auto_run = config.auto_run
+        d.async_page_requests = config.async_page_requests
+        if config.evl:
+            d.evl_support = 1
+            d.evl = EventLog(config.evl_size)
+    return devices
 
 
 def run_config(config: FabricConfig, costs: CostTable) -> dict[str, Any]:
@@ -215,13 +242,25 @@ def run_config(config: FabricConfig, costs: CostTable) -> dict[str, Any]:
             {
                 "name": d.name,
                 "engines": len(d.engines),
+                "groups": len(d.groups),
                 "wqs": [
                     {"id": w.id, "mode": w.cfg.mode, "size": w.cfg.wq_size, "threshold": w.cfg.wq_thresh} for w in d.wqs
                 ],
+                "auto_run": d.auto_run,
+                "async_page_requests": d.async_page_requests,
+                "evl_support": d.evl_support,
+                "evl_size": d.evl.size,
             }
-            for d in default_devices()
+            for d in fabric_devices(config)
         ],
+        "iommu": {"prq_entries": config.prq_entries},
     }
+
+
+def _native_factory() -> Any:
+    from svasim.native.host import live_factory
+
+    return live_factory
 
 
 def build_cores(
@@ -262,6 +301,7 @@ def build_cores(
             costs=costs,
             early_free=config.early_free,
             memory_size=config.memory,
+            native_factory=_native_factory() if config.native else None,
             **common,
         )
     if "iommu" in config.services:
@@ -270,11 +310,16 @@ def build_cores(
             ats=port("accel", GrpcAccelPort),
             costs=costs,
             devices=tuple(d.name for d in default_devices()),
+            prq_entries=config.prq_entries,
             **common,
         )
     if "accel" in config.services:
         cores["accel"] = AccelCore(
-            iommu=port("iommu", GrpcIommuPort), host=port("cpu", GrpcHostPort), costs=costs, **common
+            iommu=port("iommu", GrpcIommuPort),
+            host=port("cpu", GrpcHostPort),
+            costs=costs,
+            devices=fabric_devices(config),
+            **common,
         )
     for core in cores.values():
         core.incarnations = incarnations
@@ -336,6 +381,10 @@ def create_server(config: FabricConfig) -> FabricServer:
     peer channels) is released again.
     """
     costs = _check(config)
+    try:
+        every = snapshot_every()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     client_credentials = client_server_credentials(config)
     peer_credentials = peer_server_credentials(config)
     peer_port = config.peer_listener_port()
@@ -378,15 +427,27 @@ def create_server(config: FabricConfig) -> FabricServer:
         run = store.get_or_create_run(config.run, **meta) if config.run else store.create_run(name=None, **meta)
         durability = cast(Durability, config.durability)  # checked by config.check()
         hosted: dict[str, Any] = {}
-        incarnations = Incarnations(Identity(new_incarnation(), config.services, run.id), holds_state(hosted))
+        incarnations = Incarnations(
+            Identity(new_incarnation(), config.services, run.id),
+            holds_state(hosted),
+            lambda svc, inc, last: recovery.reconcile_check(store, run.id, svc, inc, last),
+        )
         # A run with events is resumed: by re-execution when this process hosts the whole
-        # fabric, and refused (never started empty) when it hosts a part that has events.
+        # fabric; by fold when it hosts an iommu or accel member of a split fabric that
+        # has events; by re-execution against the record when it hosts a cpu member.
         whole = all(s in config.services for s in MODEL_SERVICES)
         resuming = run.event_count > 0 and whole
-        if run.event_count > 0 and not whole:
-            recovery.refuse_partial(store, run, config.services)
-        if resuming:
+        rebuild = () if whole else recovery.members_to_rebuild(store, run, config.services)
+        if resuming or rebuild:
             recovery.check_settings(run, run.config, run_config(config, costs))
+        starts = recovery.recorded_starts(store, run.id) if run.event_count > 0 else []
+        # A caller naming an earlier start of our services holds state we rebuild; the
+        # peers are pinned at what the run last recorded of them.
+        incarnations.rebuilt_from = frozenset(
+            s.incarnation for s in starts if s.service in config.services and (resuming or s.service in rebuild)
+        )
+        for s in starts:
+            incarnations.pin(s.service, s.incarnation)
         recorder = undo.enter_context(Recorder(store, run.id, durability=durability))
         if resuming:
             from svasim.replay import Fabric  # replay builds its fabrics with build_cores
@@ -427,14 +488,21 @@ def create_server(config: FabricConfig) -> FabricServer:
                 trace_pb2_grpc.add_TraceAdminServiceServicer_to_server(TraceAdminServicer(store, recorder), peer_server)
 
         health_servicer = health.HealthServicer()
-        status = health_pb2.HealthCheckResponse.NOT_SERVING if resuming else health_pb2.HealthCheckResponse.SERVING
+        recovering = resuming or bool(rebuild)
+        status = health_pb2.HealthCheckResponse.NOT_SERVING if recovering else health_pb2.HealthCheckResponse.SERVING
         for svc in config.services:
             for n in SERVICE_NAMES[svc]:
                 health_servicer.set(n, status)
         health_servicer.set("", status)
         _serve_health_and_reflection(server, health_servicer, [n for s in config.services for n in CLIENT_SERVICES[s]])
-        if not resuming:
-            gate.open.set()  # nothing to rebuild: serve from the first call
+        if not recovering:
+            # Nothing to rebuild: the start is recorded (every start is, the first one
+            # too), then the process serves from the first call.
+            first = recovery.start_events(config.services, incarnations.incarnation, 0, resumed=False)
+            if first:
+                recorder.append(first)
+                recorder.wait_durable(first[-1])
+            gate.open.set()
         if peer_server is not None:
             _serve_health_and_reflection(
                 peer_server, health_servicer, [n for s in config.services for n in PEER_SERVICES[s]]
@@ -442,6 +510,8 @@ def create_server(config: FabricConfig) -> FabricServer:
             peer_server.start()
         server.start()
         resumed = None
+        folded = None
+        done: list[Any] = []
         if resuming:
             resumed = recovery.resume(rebuilt, store, run, recorded, checker)
             for core in cores.values():
@@ -451,8 +521,6 @@ def create_server(config: FabricConfig) -> FabricServer:
                 *resumed.completed,
                 *recovery.start_events(config.services, incarnations.incarnation, resumed.after_seq, resumed=True),
             ]
-            recorder.append(done)
-            recorder.wait_durable(done[-1])
             log.info(
                 "resumed run %s: %d inputs re-executed in %.2fs, identical to the record up to seq %d%s",
                 run.id,
@@ -463,10 +531,58 @@ def create_server(config: FabricConfig) -> FabricServer:
                 if resumed.completed
                 else "",
             )
+        elif rebuild:
+            folded = recovery.rebuild_by_fold(store, run, cores, rebuild)
+            # What a descriptor cut short by the kill had changed goes back first (it runs
+            # again), then the restart.
+            done = [
+                *folded.rollback,
+                *folded.completed,
+                *recovery.start_events(
+                    config.services, incarnations.incarnation, folded.after_seq, resumed=True, rebuilt=folded.how
+                ),
+            ]
+            if folded.how == "re-execution":
+                log.info(
+                    "resumed the %s part of run %s by re-executing %d inputs (%d peer states rebuilt from the fold "
+                    "on the way) up to seq %d in %.2fs, identical to the record%s",
+                    ",".join(rebuild),
+                    run.id,
+                    folded.inputs,
+                    folded.resyncs,
+                    folded.after_seq,
+                    folded.seconds,
+                    f"; completed the request cut short with {len(folded.completed)} transitions"
+                    if folded.completed
+                    else "",
+                )
+            else:
+                log.info(
+                    "resumed the %s part of run %s by fold: %d entities (%d queued descriptors from their inputs) "
+                    "from %s up to seq %d in %.2fs, identical to the record's fold%s",
+                    ",".join(rebuild),
+                    run.id,
+                    folded.entities,
+                    folded.descriptors,
+                    f"the snapshot at seq {folded.snapshot_seq}" if folded.snapshot_seq else "the first event",
+                    folded.after_seq,
+                    folded.seconds,
+                    f"; a descriptor cut short is queued again ({len(folded.rollback)} entities put back)"
+                    if folded.rollback
+                    else "",
+                )
+        if done:
+            recorder.append(done)
+            recorder.wait_durable(done[-1])
+        if recovering:
             for svc in config.services:
                 for n in SERVICE_NAMES[svc]:
                     health_servicer.set(n, health_pb2.HealthCheckResponse.SERVING)
             health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        snapshotter = None
+        if every and ("trace" in config.services or whole):
+            snapshotter = Snapshotter(store, run.id, every).start()
+            undo.callback(snapshotter.stop)
         # From now on NOT_SERVING while a service cannot work: a peer unreachable, the
         # store unwritable, a call wedged (svasim.rpc.health).
         watcher = HealthWatcher.for_process(config, health_servicer, SERVICE_NAMES, metrics)
@@ -496,6 +612,8 @@ def create_server(config: FabricConfig) -> FabricServer:
         peer_bound,
         incarnation=incarnations.incarnation,
         resumed=resumed,
+        rebuilt=folded,
+        snapshotter=snapshotter,
         metrics=metrics,
         watcher=watcher,
     )

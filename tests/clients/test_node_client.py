@@ -26,5 +26,5 @@ def test_node_client_runs_the_enqcmd_path(fabric_address):
     )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    assert re.search(r"^# pass 2$", out, re.M), out
+    assert re.search(r"^# pass 3$", out, re.M), out
     assert re.search(r"^# skipped 0$", out, re.M), out

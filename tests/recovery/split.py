@@ -22,6 +22,11 @@ class SplitFabric:
         self.peer_ports = dict(zip(SERVICES, chosen[3:], strict=True))
         self.procs: dict[str, Proc] = {}
 
+    @staticmethod
+    def services() -> tuple[str, ...]:
+        """The names of the three processes."""
+        return tuple(SERVICES)
+
     def address(self, name: str) -> str:
         """The client listener of the process hosting ``name``."""
         return f"127.0.0.1:{self.ports[name]}"

@@ -7,6 +7,7 @@ import pytest
 from svasim.wiring.incarnation import (
     EXPECT_KEY,
     INCARNATION_KEY,
+    LAST_KEY,
     Identity,
     Incarnations,
     PeerRestarted,
@@ -88,3 +89,62 @@ def test_services_of_this_process_are_not_peers() -> None:
     t = tracker({"accel": "x"})
     t.meet(Identity("bbbbbbbbbbbb", ("accel", "cpu"), "r1"))
     assert t.seen == {"cpu": "bbbbbbbbbbbb"}
+
+
+def test_a_reply_carries_the_peers_last_seq_and_the_largest_is_kept() -> None:
+    t = tracker({"cpu": "WQ files"})
+    header = Identity("bbbbbbbbbbbb", ("cpu",), "r1").header()
+    got = identity_from([(INCARNATION_KEY, header), (LAST_KEY, "41")])
+    assert got is not None and got.last == 41 and got == Identity("bbbbbbbbbbbb", ("cpu",), "r1")
+    t.meet(got)
+    t.meet(identity_from([(INCARNATION_KEY, header), (LAST_KEY, "7")]))  # type: ignore[arg-type]
+    assert t.last_seen == {"cpu": 41}
+
+
+def test_a_new_incarnation_the_record_proves_consistent_is_reconciled() -> None:
+    asked: list[tuple[str, str, int]] = []
+
+    def reconcile(svc: str, incarnation: str, last: int) -> str:
+        asked.append((svc, incarnation, last))
+        return ""
+
+    t = Incarnations(Identity("aaaaaaaaaaaa", ("accel",), "r1"), lambda svc: "PASIDs", reconcile)
+    t.meet(Identity("bbbbbbbbbbbb", ("iommu",), "r1", last=90))
+    t.meet(Identity("cccccccccccc", ("iommu",), "r1", last=120))
+    assert asked == [("iommu", "cccccccccccc", 90)]
+    assert t.seen == {"iommu": "cccccccccccc"} and t.last_seen == {"iommu": 120}
+    assert t.reconciled == {"iommu": ("bbbbbbbbbbbb", "cccccccccccc")}
+
+
+def test_a_new_incarnation_the_record_does_not_prove_is_refused_for_good_saying_why() -> None:
+    calls: list[str] = []
+
+    def reconcile(svc: str, incarnation: str, last: int) -> str:
+        calls.append(incarnation)
+        return f"incarnation {incarnation} rebuilt up to seq 80, and this process saw seq {last}"
+
+    t = Incarnations(Identity("aaaaaaaaaaaa", ("cpu",), "r1"), lambda svc: "PASIDs", reconcile)
+    t.meet(Identity("bbbbbbbbbbbb", ("iommu",), "r1", last=90))
+    for _ in range(2):
+        with pytest.raises(PeerRestarted) as err:
+            t.meet(Identity("cccccccccccc", ("iommu",), "r1"))
+        assert "saw seq 90" in err.value.message and err.value.reason == "PEER_RESTARTED"
+    assert calls == ["cccccccccccc"], "the record is read once per new incarnation"
+    assert t.seen == {"iommu": "bbbbbbbbbbbb"}
+
+
+def test_a_restarted_process_accepts_callers_holding_the_state_it_rebuilt() -> None:
+    t = tracker({})
+    t.rebuilt_from = frozenset({"dddddddddddd"})
+    t.check_expected("dddddddddddd")
+    with pytest.raises(PeerRestarted):
+        t.check_expected("eeeeeeeeeeee")
+
+
+def test_a_resumed_process_pins_its_peers_as_the_run_last_recorded_them() -> None:
+    t = tracker({"cpu": "WQ clients"}, run="r1")
+    t.pin("cpu", "bbbbbbbbbbbb")
+    t.pin("accel", "ffffffffffff")  # its own service: not a peer
+    assert t.seen == {"cpu": "bbbbbbbbbbbb"}
+    with pytest.raises(PeerRestarted):
+        t.meet(Identity("cccccccccccc", ("cpu",), "r1"))

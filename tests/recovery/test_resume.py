@@ -64,15 +64,22 @@ def test_up_on_a_run_with_events_rebuilds_its_state_and_records_the_restart(sqli
             # hands out both): a new process is not pid 1 again.
             assert c.create_process("next").pid == max(w.pid, w.tid) + 1
         starts = [e for e in events(sqlite_url, "resumed") if e.kind == "service.start"]
-        assert {e.service for e in starts} == {"cpu", "iommu", "accel"}
-        assert {e.entity for e in starts} == {"service/cpu", "service/iommu", "service/accel"}
-        for e in starts:
+        # Every start is recorded: the first (on a new run, before any request) and the resume.
+        first, again = starts[:3], starts[3:]
+        assert [e.seq for e in first] == [1, 2, 3]
+        assert {e.service for e in again} == {"cpu", "iommu", "accel"}
+        assert {e.entity for e in again} == {"service/cpu", "service/iommu", "service/accel"}
+        for e in first:
+            assert e.after["rebuilt"] == "new" and e.after["resumed_after_seq"] == 0
+            assert e.after["incarnation"] != fab.incarnation
+        for e in again:
             assert e.seq > last
             assert e.after == {
                 "incarnation": fab.incarnation,
                 "version": __version__,
                 "services": ["cpu", "iommu", "accel", "trace"],
                 "resumed_after_seq": last,
+                "rebuilt": "re-execution",
             }
         # The work goes on on the rebuilt state, and the whole run re-executes identically.
         w2 = MemmoveWorkload(fab.address, 2)
@@ -95,8 +102,8 @@ def test_each_start_has_a_new_incarnation(sqlite_url: str) -> None:
         fab.stop()
     assert len(seen) == 3
     starts = [e.after["incarnation"] for e in events(sqlite_url, "resumed") if e.kind == "service.start"]
-    # The first start found no events: nothing to resume; the next two recorded theirs.
-    assert len(set(starts)) == 2 and set(starts) < seen
+    # Every start is recorded, the first one (which found nothing to resume) too.
+    assert set(starts) == seen and len(starts) == 9
 
 
 def test_a_request_cut_short_is_completed_from_its_recorded_input(sqlite_url: str) -> None:
@@ -180,9 +187,15 @@ def test_a_part_of_a_split_fabric_never_starts_empty_on_a_run_with_its_events(sq
     workload(fab.address, 1)
     fab.stop()
     a, b, c = free_ports(3)
-    peers = {"iommu": f"127.0.0.1:{a}", "accel": f"127.0.0.1:{b}"}
-    message = _refused(sqlite_url, whole(sqlite_url, services=("cpu",), peers=peers, peer_port=c))
-    assert "cpu service" in message
+    # A cpu rebuilds alone (by re-execution), or with the whole fabric, never with a part.
+    peers = {"accel": f"127.0.0.1:{b}"}
+    message = _refused(sqlite_url, whole(sqlite_url, services=("cpu", "iommu"), peers=peers, peer_port=c))
+    assert "cpu service" in message and "--run NEWNAME" in message
+    alone = create_server(whole(sqlite_url, services=("cpu",), peers={**peers, "iommu": f"127.0.0.1:{a}"}, peer_port=c))
+    try:
+        assert alone.rebuilt is not None and alone.rebuilt.how == "re-execution"
+    finally:
+        alone.stop()
     # A process with no model service of the run has nothing to rebuild.
     trace = create_server(whole(sqlite_url, services=("trace",)))
     trace.stop()
@@ -219,6 +232,11 @@ def test_health_is_not_serving_and_requests_are_refused_while_recovering(
             assert status == "NOT_SERVING"
             with pytest.raises(grpc.RpcError) as err:
                 c.cpu.GetProcess(cpu_pb2.GetProcessRequest(pid=1), timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert error_info(err.value).reason == "RECOVERING"
+            # A stream of submissions is refused the same way, before any is read.
+            with pytest.raises(grpc.RpcError) as err:
+                list(c.cpu.Submit(iter([cpu_pb2.SubmitRequest()]), timeout=5))
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
             assert error_info(err.value).reason == "RECOVERING"
             release.set()

@@ -46,6 +46,8 @@ class Tally:
     #: (request id, input seq) of every state-changing request acknowledged.
     acked: list[tuple[str, int]] = field(default_factory=list)
     successes: int = 0
+    #: The PASID each process set up got (its processes never exit: all must differ).
+    pasids: list[int] = field(default_factory=list)
 
 
 class Refused(Exception):
@@ -115,6 +117,7 @@ class MemmoveWorkload:
         self.src, self.dst, self.comp = mmap(self.size), mmap(self.size), mmap(4096)
         wq = self.call("OpenWorkQueue", cpu_pb2.OpenWorkQueueRequest(pid=self.pid, device="dsa0", wq_id=0))
         self.portal = wq.portal_address
+        self.tally.pasids.append(wq.pasid)
         self.call("Schedule", cpu_pb2.ScheduleRequest(tid=self.tid, cpu=0))
 
     def iteration(self, i: int) -> None:
@@ -142,9 +145,11 @@ class MemmoveWorkload:
             bad = next(j for j in range(self.size) if got[j] != want[j])
             self.tally.wrong.append((i, bad))
 
-    def run(self, *, resetup_after: int = 0, deadline: float = 120.0) -> None:
+    def run(self, *, resetup_after: int = 0, new_process_every: int = 0, deadline: float = 120.0) -> None:
         """Run every iteration, retrying refused ones; with ``resetup_after``, set up a new
-        process after that many refusals in a row (a restarted cpu lost the old one)."""
+        process after that many refusals in a row (a restarted cpu lost the old one); with
+        ``new_process_every``, set up a new process (a new PASID bound, its pages walked
+        by the IOMMU) every that many iterations."""
         end = time.monotonic() + deadline
         i = 0
         ready = False
@@ -160,6 +165,8 @@ class MemmoveWorkload:
                 i += 1
                 in_a_row = 0
                 self.tally.done = i
+                if new_process_every and i % new_process_every == 0:
+                    ready = False
             except Refused as e:
                 self.tally.refusals[(e.code.name, e.reason)] += 1
                 in_a_row += 1

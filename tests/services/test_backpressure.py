@@ -27,9 +27,9 @@ def slow_fabric(tmp_path, monkeypatch):
     kernel = srv.cores["cpu"].kernel
     original = kernel.create_process
 
-    def slow(journal, name):
+    def slow(journal, name, native_pid=0):
         time.sleep(0.15)
-        return original(journal, name)
+        return original(journal, name, native_pid)
 
     monkeypatch.setattr(kernel, "create_process", slow)
     try:

@@ -307,3 +307,75 @@ def test_a_failed_check_in_a_worker_thread_fails_the_test() -> None:
     assert in_threads(worker, [(0,), (1,)]) == [0, 1]
     with pytest.raises(AssertionError, match="worker 2"):
         in_threads(worker, [(i,) for i in range(4)])
+
+
+def test_a_waiter_writing_for_itself_never_overlaps_the_writer_thread(
+    store: Store, run: RunInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer thread lets a young batch grow for flush_interval; a waiter that finds
+    # nobody writing meanwhile writes the pending transitions itself. When the writer
+    # wakes during that write it must not take what arrived since and write it too: its
+    # transitions' causes would not be committed yet (the store refuses such a batch),
+    # and the log's order would be up to two racing transactions.
+    real = store.append
+    writing = threading.Lock()
+    overlaps: list[int] = []
+
+    def append(run_id: str, transitions: Sequence[Transition], **kw: Any) -> None:
+        if not writing.acquire(blocking=False):
+            overlaps.append(len(transitions))
+            writing.acquire()
+        try:
+            time.sleep(0.3)  # longer than flush_interval: the writer wakes mid-write
+            real(run_id, transitions, **kw)
+        finally:
+            writing.release()
+
+    monkeypatch.setattr(store, "append", append)
+    rec = Recorder(store, run.id, flush_interval=0.1)
+    try:
+        first = _t(0)
+        rec.append([first])  # wakes the writer, which waits up to 0.1 s for more
+        waiter = threading.Thread(target=rec.wait_durable, args=(first,))
+        waiter.start()  # finds nobody writing: writes [first] itself for 0.3 s
+        time.sleep(0.05)
+        second = _t(1, cause=first)
+        rec.append([second])  # arrives while the waiter writes
+        rec.wait_durable(second, timeout=10)
+        waiter.join(10)
+    finally:
+        rec.close(timeout=10)
+    assert overlaps == []
+    assert second.seq == first.seq + 1 and second.seq is not None
+    assert [e.after for e in store.events(run.id, limit=None)] == [{"i": 0}, {"i": 1}]
+
+
+def test_a_producer_faster_than_the_store_waits_once_the_backlog_passes_its_bound(store: Store, run: RunInfo) -> None:
+    # Batch durability acknowledges at once; without a bound a fast producer would hold
+    # every uncommitted transition in memory (benchmarks/scale.py saw 145,030 of them).
+    gate = threading.Event()
+    real = store.append
+
+    def slow_append(*args: Any, **kw: Any) -> Any:
+        gate.wait(10)
+        return real(*args, **kw)
+
+    store.append = slow_append  # type: ignore[method-assign]
+    rec = Recorder(store, run.id, durability="batch", max_batch=10)
+    done = threading.Event()
+
+    def produce() -> None:
+        for i in range(100):
+            rec.append([_t(i)])
+        done.set()
+
+    t = threading.Thread(target=produce)
+    t.start()
+    assert not done.wait(0.5)  # held back: the store has committed nothing yet
+    stats = rec.stats()
+    assert stats["appended"] - stats["committed"] <= Recorder.BACKLOG_BATCHES * 10 + 1
+    gate.set()
+    assert done.wait(10)
+    t.join()
+    rec.close()
+    assert rec.stats()["committed"] == 100

@@ -173,17 +173,34 @@ class _CommitFails:
 def test_failed_commit_leaves_no_seq_and_no_gap(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     run = _run(store)
     store.append(run.id, [_t()])
-    real = store.engine.raw_connection
-    monkeypatch.setattr(store.engine, "raw_connection", lambda: _CommitFails(real()))
+    # The append path keeps its connection between transactions; wrap the one it takes.
+    real = store._take_writer
+    monkeypatch.setattr(store, "_take_writer", lambda: _CommitFails(real()))
     batch = [_t(), _t()]
     with pytest.raises(RuntimeError, match="disk on fire"):
         store.append(run.id, batch)
     monkeypatch.undo()
+    assert store._writers == []  # a connection whose transaction failed is not kept
     assert all(t.seq is None for t in batch)
     assert _next_seq(store, run.id) == 2
     store.append(run.id, batch)
     assert [t.seq for t in batch] == [2, 3]
     assert [e.seq for e in store.events(run.id)] == [1, 2, 3]
+
+
+def test_appends_reuse_their_connection_and_close_gives_it_back(store: Store) -> None:
+    run = _run(store)
+    store.append(run.id, [_t()])
+    kept = list(store._writers)
+    assert len(kept) == 1
+    store.append(run.id, [_t(), _t()])
+    assert store._writers == kept  # the same connection, not a new checkout
+    store.close()
+    assert store._writers == []
+    batch = [_t()]
+    store.append(run.id, batch)  # a closed store's engine still opens connections
+    assert batch[0].seq == 4
+    assert store._writers == []  # but keeps none
 
 
 WORKERS, BATCHES, SIZE = 4, 25, 8
@@ -254,3 +271,17 @@ def test_processes_appending_concurrently_share_one_gap_free_sequence(store: Sto
         p.join(120)
     assert [p.exitcode for p in procs] == [0] * WORKERS
     _check_one_sequence(store, run.id)
+
+
+def test_fields_json_can_hold_come_back_as_the_same_values(store: Store) -> None:
+    # orjson encodes the common case; what it refuses (integers past 64 bits, lone
+    # surrogates) goes through json, so every value json stored is still stored.
+    run = _run(store)
+    fields = [
+        {"addr": 2**64 - 1, "neg": -(2**63), "s": "é ü 🙂", "nested": {"l": [1, [2, None]], "t": True}},
+        {"big": 2**70, "k": 1},
+    ]
+    if store.engine.dialect.name == "sqlite":  # PostgreSQL's JSONB refuses a lone surrogate
+        fields.append({"lone": "\ud800", "k": 2})
+    store.append(run.id, [_t(after=f) for f in fields] + [_t(after={3: "int key"})])
+    assert [e.after for e in store.events(run.id)] == [*fields, {"3": "int key"}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from svasim.model.transition import Transition
 from svasim.store import Recorder, Store
+from svasim.store.snapshots import Snapshotter
 
 
 def chain(n: int, start: int = 1) -> list[Transition]:
@@ -103,3 +104,38 @@ def test_a_filtered_follower_skips_what_it_scanned_but_not_what_came_meanwhile(s
 
     batches = list(store.follow(run, after_seq=0, kind_prefix="special", poll=0, active=active))
     assert [[e.seq for e in b] for b in batches] == [[], [6], []]
+
+
+def test_the_snapshotter_folds_each_event_once_from_the_state_it_keeps(store):
+    run = new_run(store)
+    snapper = Snapshotter(store, run, 100)
+    store.append(run, chain(99))
+    assert not snapper.step(), "no multiple of 100 reached yet"
+    store.append(run, chain(131, start=100))  # to 230
+    assert snapper.step() and not snapper.step()
+    assert store.stats["events_folded"] == 230
+    # Deletions and creations too, so the kept state is more than a running update.
+    gone = Transition("cpu", "thing/3", "thing.free", {"v": 1}, None, None, 1)
+    born = Transition("cpu", "other/1", "other.new", None, {"w": 2}, None, 1)
+    gone.origin_seq, born.origin_seq = 231, 232
+    store.append(run, [gone, born])
+    store.append(run, chain(170, start=233))  # to 402
+    assert snapper.step()
+    assert store.stats["events_folded"] == 402, "the second fold starts where the first ended"
+    assert [store.latest_snapshot_seq(run, q) for q in (150, 250, 350, 402)] == [100, 200, 300, 400]
+    for seq in (100, 200, 300, 400):
+        snap = store.state_at(run, seq)  # from its own snapshot: nothing left to fold
+        assert snap == Store.fold_events_for_test(store, run, seq)
+    assert store.stats["events_folded"] == 402
+    assert snapper.taken == 2
+
+
+def test_fold_forward_from_a_state_matches_a_fold_from_the_start(store):
+    run = new_run(store)
+    store.append(run, chain(50))
+    state = store.state_at(run, 20)
+    assert store.fold_forward(run, state, 20, 35) == 35
+    assert dict(sorted(state.items())) == Store.fold_events_for_test(store, run, 35)
+    assert store.fold_forward(run, state, 35) == 50  # None: to the end
+    assert store.fold_forward(run, state, 50) == 50  # nothing new
+    assert dict(sorted(state.items())) == Store.fold_events_for_test(store, run, 50)

@@ -600,6 +600,23 @@ def _validate(obj: _HasOpSpecific, layout: tuple[LayoutField, ...], tail_size: i
     _checked_tail(obj, tail_size)
 
 
+_Plan = tuple[tuple[str, int, int, int, bool, LayoutField], ...]
+_PLANS: dict[tuple[int, int], tuple[tuple[LayoutField, ...], tuple[int, ...], _Plan]] = {}
+
+
+def _plan(layout: tuple[LayoutField, ...], unit_offsets: tuple[int, ...]) -> _Plan:
+    """Each field of ``layout`` as (name, index of its unit, shift, max value, is a bool,
+    the field): what packing and unpacking need, computed once per layout rather than
+    through the field's properties on every descriptor."""
+    key = (id(layout), id(unit_offsets))
+    entry = _PLANS.get(key)
+    if entry is None or entry[0] is not layout or entry[1] is not unit_offsets:
+        index = {o: i for i, o in enumerate(unit_offsets)}
+        plan = tuple((f.name, index[f.offset], f.shift, f.max_value, f.name in _BOOL_FIELDS, f) for f in layout)
+        entry = _PLANS[key] = (layout, unit_offsets, plan)
+    return entry[2]
+
+
 def _pack(
     obj: _HasOpSpecific,
     layout: tuple[LayoutField, ...],
@@ -607,11 +624,14 @@ def _pack(
     unit_offsets: tuple[int, ...],
     tail_size: int,
 ) -> bytes:
-    units = dict.fromkeys(unit_offsets, 0)
-    for f in layout:
-        units[f.offset] |= f.check(getattr(obj, f.name)) << f.shift
+    units = [0] * len(unit_offsets)
+    for name, index, shift, max_value, _, f in _plan(layout, unit_offsets):
+        value = getattr(obj, name)
+        if type(value) is not int or not 0 <= value <= max_value:
+            value = f.check(value)  # raises naming the field, or takes a bool as an int
+        units[index] |= value << shift
     tail = _checked_tail(obj, tail_size)
-    return compiled.pack(*(units[o] for o in unit_offsets), tail)
+    return compiled.pack(*units, tail)
 
 
 def _unpack(
@@ -623,12 +643,11 @@ def _unpack(
 ) -> dict[str, object]:
     if len(data) != compiled.size:
         raise ValueError(f"{what}: expected exactly {compiled.size} bytes, got {len(data)}")
-    *unit_values, tail = compiled.unpack(data)
-    units = dict(zip(unit_offsets, unit_values, strict=True))
+    *units, tail = compiled.unpack(data)
     out: dict[str, object] = {}
-    for f in layout:
-        value = (units[f.offset] >> f.shift) & f.max_value
-        out[f.name] = bool(value) if f.name in _BOOL_FIELDS else value
+    for name, index, shift, max_value, is_bool, _ in _plan(layout, unit_offsets):
+        value = (units[index] >> shift) & max_value
+        out[name] = bool(value) if is_bool else value
     out["op_specific"] = bytes(tail)
     return out
 

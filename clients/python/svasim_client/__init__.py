@@ -10,7 +10,13 @@ Architectural outcomes (a #GP, a retry, a page-fault status) are results, not er
 """
 
 from svasim_api.errors import SvasimError
-from svasim_client._client import Client
+from svasim_client._client import (
+    Client,
+    enqcmd_submission,
+    enqcmds_submission,
+    movdir64b_submission,
+    submission_error,
+)
 from svasim_client.descriptors import (
     completion_record,
     memfill_descriptor,
@@ -22,7 +28,11 @@ __all__ = [
     "Client",
     "SvasimError",
     "completion_record",
+    "enqcmd_submission",
+    "enqcmds_submission",
     "memfill_descriptor",
     "memmove_descriptor",
+    "movdir64b_submission",
     "noop_descriptor",
+    "submission_error",
 ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import grpc
@@ -25,6 +27,85 @@ def _unpacked(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise SvasimError.from_rpc_error(e) from None
 
     return wrapper
+
+
+class _Credits:
+    """How many more submissions a stream may send before results come back."""
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+        self._closed = False
+        self._cv = threading.Condition()
+
+    def take(self, most: int) -> int:
+        """Wait for at least one credit and take up to ``most``; 0 once closed."""
+        with self._cv:
+            while self._n == 0 and not self._closed:
+                self._cv.wait()
+            if self._closed:
+                return 0
+            n = min(self._n, most)
+            self._n -= n
+            return n
+
+    def give(self, n: int) -> None:
+        """Give back ``n`` credits."""
+        with self._cv:
+            self._n += n
+            self._cv.notify()
+
+    def close(self) -> None:
+        """Wake the sender for good: it sends nothing more."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+
+def enqcmd_submission(
+    tid: int, portal: int, descriptor: bytes, *, tag: int = 0, wait_completion: bool = False
+) -> cpu_pb2.Submission:
+    """An ENQCMD for :meth:`Client.submit_stream`."""
+    return cpu_pb2.Submission(
+        tag=tag,
+        enqcmd=cpu_pb2.EnqcmdRequest(tid=tid, portal_address=portal, raw=descriptor),
+        wait_completion=wait_completion,
+    )
+
+
+def movdir64b_submission(
+    tid: int, portal: int, descriptor: bytes, *, tag: int = 0, wait_completion: bool = False
+) -> cpu_pb2.Submission:
+    """A MOVDIR64B for :meth:`Client.submit_stream`."""
+    return cpu_pb2.Submission(
+        tag=tag,
+        movdir64b=cpu_pb2.Movdir64bRequest(tid=tid, portal_address=portal, raw=descriptor),
+        wait_completion=wait_completion,
+    )
+
+
+def enqcmds_submission(
+    tid: int, descriptor: bytes, *, device: str = "dsa0", wq_id: int = 0, tag: int = 0, wait_completion: bool = False
+) -> cpu_pb2.Submission:
+    """An ENQCMDS (from a kernel thread) for :meth:`Client.submit_stream`."""
+    return cpu_pb2.Submission(
+        tag=tag,
+        enqcmds=cpu_pb2.EnqcmdsRequest(tid=tid, device=device, wq_id=wq_id, raw=descriptor),
+        wait_completion=wait_completion,
+    )
+
+
+def submission_error(result: cpu_pb2.SubmissionResult) -> SvasimError | None:
+    """The refusal of one streamed submission as a :class:`SvasimError`; None if it ran."""
+    if not result.HasField("error"):
+        return None
+    e = result.error
+    return SvasimError(
+        next((c for c in grpc.StatusCode if c.value[0] == e.code), grpc.StatusCode.UNKNOWN),
+        e.reason,
+        e.message,
+        dict(e.metadata),
+        e.retry_delay_ms / 1000 if e.retry_delay_ms else None,
+    )
 
 
 class Client:
@@ -74,9 +155,12 @@ class Client:
         return self.cpu.GetFabric(cpu_pb2.GetFabricRequest(), timeout=self.timeout)
 
     @_unpacked
-    def create_process(self, name: str = "") -> cpu_pb2.Process:
-        """A new process (with its first thread)."""
-        return self.cpu.CreateProcess(cpu_pb2.CreateProcessRequest(name=name), timeout=self.timeout).process
+    def create_process(self, name: str = "", native_pid: int = 0) -> cpu_pb2.Process:
+        """A new process (with its first thread); with ``native_pid``, a native process
+        whose memory is that real process's (the fabric must run with --native)."""
+        return self.cpu.CreateProcess(
+            cpu_pb2.CreateProcessRequest(name=name, native_pid=native_pid), timeout=self.timeout
+        ).process
 
     @_unpacked
     def get_process(self, pid: int) -> cpu_pb2.Process:
@@ -162,6 +246,63 @@ class Client:
         reqs = [cpu_pb2.EnqcmdRequest(tid=t, portal_address=p, raw=d) for t, p, d in items]
         return list(self.cpu.EnqcmdBatch(cpu_pb2.EnqcmdBatchRequest(requests=reqs), timeout=self.timeout).responses)
 
+    def submit_stream(
+        self,
+        submissions: Iterable[cpu_pb2.Submission | tuple[int, int, bytes]],
+        *,
+        window: int = 512,
+        per_message: int = 64,
+        timeout: float | None = None,
+    ) -> Iterator[cpu_pb2.SubmissionResult]:
+        """Pipeline instructions over one ``Submit`` stream; yields their results in order.
+
+        ``submissions`` are :class:`cpu_pb2.Submission` messages (see
+        :func:`enqcmd_submission` and its siblings) or ``(tid, portal, descriptor)``
+        ENQCMDs, tagged with their index. At most ``window`` submissions are unanswered at
+        a time; they travel ``per_message`` to a request message. A refused submission is a
+        result with ``error`` set (:func:`submission_error` makes it a
+        :class:`SvasimError`); a failure of the stream itself raises SvasimError.
+        Closing the generator early cancels the stream.
+        """
+        if window < 1 or per_message < 1:
+            raise ValueError("window and per_message must be at least 1")
+        credits = _Credits(window)
+        source = iter(submissions)
+        index = 0
+
+        def requests() -> Iterator[cpu_pb2.SubmitRequest]:
+            nonlocal index
+            while True:
+                n = credits.take(min(per_message, window))
+                if n == 0:
+                    return
+                batch = []
+                for item in itertools.islice(source, n):
+                    if not isinstance(item, cpu_pb2.Submission):
+                        tid, portal, descriptor = item
+                        item = enqcmd_submission(tid, portal, descriptor, tag=index)
+                    batch.append(item)
+                    index += 1
+                if len(batch) < n:
+                    credits.give(n - len(batch))
+                if batch:
+                    yield cpu_pb2.SubmitRequest(submissions=batch)
+                if len(batch) < n:
+                    return
+
+        call = self.cpu.Submit(requests(), timeout=timeout)
+        try:
+            for response in call:
+                yield from response.results
+                credits.give(len(response.results))
+        except grpc.RpcError as e:
+            raise SvasimError.from_rpc_error(e) from None
+        finally:
+            credits.close()
+            call.cancel()
+
+    pipeline = submit_stream
+
     @_unpacked
     def wait_completion(self, tid: int, completion_addr: int) -> cpu_pb2.WaitCompletionResponse:
         """Spin a thread on a completion record until the device writes it."""
@@ -177,9 +318,10 @@ class Client:
         )
 
     @_unpacked
-    def fork(self, tid: int) -> cpu_pb2.Process:
-        """fork() from a thread; returns the child process."""
-        return self.cpu.Fork(cpu_pb2.ForkRequest(tid=tid), timeout=self.timeout).child
+    def fork(self, tid: int, native_pid: int = 0) -> cpu_pb2.Process:
+        """fork() from a thread; returns the child process (of a native process: the
+        real child's ``native_pid``)."""
+        return self.cpu.Fork(cpu_pb2.ForkRequest(tid=tid, native_pid=native_pid), timeout=self.timeout).child
 
     @_unpacked
     def exec(self, tid: int) -> cpu_pb2.Process:
@@ -237,7 +379,8 @@ class Client:
     @_unpacked
     def configure_wq(self, device: str = "dsa0", wq_id: int = 0, **fields: Any) -> accel_pb2.WorkQueue:
         """Change WQCFG fields of a disabled WQ: mode, size, threshold, priority, block_on_fault,
-        op_config, max_xfer_shift, max_batch_shift."""
+        op_config, max_xfer_shift, max_batch_shift, prs_disable, and the driver's type,
+        name, driver_name and group_id."""
         return self.accel.ConfigureWorkQueue(
             accel_pb2.ConfigureWorkQueueRequest(device=device, wq_id=wq_id, **fields), timeout=self.timeout
         ).wq
@@ -255,6 +398,45 @@ class Client:
         return self.accel.DisableWorkQueue(
             accel_pb2.DisableWorkQueueRequest(device=device, wq_id=wq_id), timeout=self.timeout
         ).wq
+
+    @_unpacked
+    def configure_group(
+        self,
+        device: str = "dsa0",
+        group_id: int = 0,
+        *,
+        engines: list[int] | None = None,
+        wqs: list[int] | None = None,
+        **fields: Any,
+    ) -> accel_pb2.Device:
+        """Set a group's engines and WQs (exactly those given; None leaves them) and its
+        read-buffer fields: read_buffers_reserved, read_buffers_allowed,
+        use_read_buffer_limit. Returns the device."""
+        req = accel_pb2.ConfigureGroupRequest(device=device, group_id=group_id, **fields)
+        if engines is not None:
+            req.engines.ids.extend(engines)
+            req.engines.SetInParent()
+        if wqs is not None:
+            req.wqs.ids.extend(wqs)
+            req.wqs.SetInParent()
+        return self.accel.ConfigureGroup(req, timeout=self.timeout).device
+
+    @_unpacked
+    def configure_device(self, device: str = "dsa0", **fields: Any) -> accel_pb2.Device:
+        """Set device-wide configuration of a disabled device: read_buffer_limit."""
+        return self.accel.ConfigureDevice(
+            accel_pb2.ConfigureDeviceRequest(device=device, **fields), timeout=self.timeout
+        ).device
+
+    @_unpacked
+    def enable_device(self, device: str = "dsa0") -> accel_pb2.Device:
+        """Enable a device (its groups are checked)."""
+        return self.accel.EnableDevice(accel_pb2.EnableDeviceRequest(device=device), timeout=self.timeout).device
+
+    @_unpacked
+    def disable_device(self, device: str = "dsa0") -> accel_pb2.Device:
+        """Disable a device: its WQs are disabled and its whole configuration cleared."""
+        return self.accel.DisableDevice(accel_pb2.DisableDeviceRequest(device=device), timeout=self.timeout).device
 
     @_unpacked
     def advance(self, device: str = "", until_cycles: int = 0) -> accel_pb2.AdvanceResponse:

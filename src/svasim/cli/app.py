@@ -7,7 +7,7 @@ import os
 import typer
 
 from svasim import __version__
-from svasim.cli import calibrate, compare, db, exchange, native, replay, run, sweep, trace
+from svasim.cli import calibrate, compare, db, devices, exchange, native, replay, run, sweep, trace
 from svasim.cli._common import console
 
 app = typer.Typer(
@@ -25,7 +25,7 @@ def version() -> None:
     console.print(__version__)
 
 
-for module in (run, replay, compare, exchange, calibrate, sweep, native):
+for module in (run, replay, compare, exchange, calibrate, sweep, native, devices):
     module.register(app)
 app.add_typer(trace.app, name="trace")
 app.add_typer(db.app, name="db")

@@ -50,6 +50,64 @@ FABRIC_OPTIONS: list[inspect.Parameter] = [
     _option("policy", str | None, typer.Option(help="PASID policy (env SVASIM_POLICY).")),
     _option("cpus", int | None, typer.Option(min=1, help="Logical CPUs (env SVASIM_CPUS).")),
     _option(
+        "engines",
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Engines per accelerator device, all in group 0 (env SVASIM_ENGINES, default 2)."
+        ),
+    ),
+    _option(
+        "groups",
+        int | None,
+        typer.Option(min=1, max=255, help="Groups per accelerator device (env SVASIM_GROUPS, default 4)."),
+    ),
+    _option(
+        "wqs",
+        int | None,
+        typer.Option(
+            min=2, max=255, help="WQs per accelerator device; past two they start unconfigured (env SVASIM_WQS)."
+        ),
+    ),
+    _option(
+        "auto_run",
+        bool | None,
+        typer.Option(
+            "--auto-run/--no-auto-run",
+            help="A submission runs the engines; off, the devices run only on Advance (env SVASIM_AUTO_RUN, "
+            "default 1).",
+        ),
+    ),
+    _option(
+        "async_page_requests",
+        bool | None,
+        typer.Option(
+            "--async-page-requests/--no-async-page-requests",
+            help="Page requests wait in the IOMMU's page request queue, answered later; the queue can "
+            "overflow (env SVASIM_ASYNC_PAGE_REQUESTS, default 0).",
+        ),
+    ),
+    _option(
+        "evl",
+        bool | None,
+        typer.Option("--evl/--no-evl", help="Devices have an event log, GENCAP evl_support (env SVASIM_EVL)."),
+    ),
+    _option(
+        "evl_size",
+        int | None,
+        typer.Option(
+            min=64, max=65535, help="Event log entries at boot, with --evl (env SVASIM_EVL_SIZE, default 64)."
+        ),
+    ),
+    _option(
+        "prq_entries",
+        int | None,
+        typer.Option(
+            min=2,
+            max=32768,
+            help="Entries of the IOMMU's page request queue (env SVASIM_PRQ_ENTRIES, default 2048).",
+        ),
+    ),
+    _option(
         "memory",
         int | None,
         typer.Option(
@@ -101,6 +159,14 @@ FABRIC_OPTIONS: list[inspect.Parameter] = [
     _option("peer_tls_ca", str | None, typer.Option(help="PEM CA that signs peers (env SVASIM_PEER_TLS_CA).")),
     _option("tls_cert", str | None, typer.Option(help="PEM certificate of the client listener (env SVASIM_TLS_CERT).")),
     _option("tls_key", str | None, typer.Option(help="PEM key of the client listener (env SVASIM_TLS_KEY).")),
+    _option(
+        "native",
+        bool | None,
+        typer.Option(
+            "--native/--no-native",
+            help="Take native processes, real programs of this host under `svasim run-native` (env SVASIM_NATIVE).",
+        ),
+    ),
     _option(
         "metrics_port",
         int | None,

@@ -16,6 +16,7 @@ from svasim.model import dsa_ops
 from svasim.model.accel import Accel, Device
 from svasim.model.costs import CostTable
 from svasim.model.errors import InvalidArgument
+from svasim.model.evl import EvlEntry
 from svasim.model.journal import Journal
 from svasim.model.ports import HostPort, IommuPort
 from svasim.rpc.common import ServiceCore, Servicer, rpc
@@ -60,6 +61,8 @@ class AccelCore(ServiceCore):
             for d in list(self.accel.devices.values()):
                 if d.devtlb:
                     held.append(f"{len(d.devtlb)} device TLB entries of {d.name}")
+                if d.blocked and service == "iommu":
+                    held.append(f"{len(d.blocked)} engines of {d.name} waiting for page responses")
                 for wq in d.wqs:
                     if wq.clients or wq.opener is not None:
                         held.append(f"clients of wq {d.name}.{wq.id}")
@@ -98,8 +101,26 @@ def device_pb(d: accel_model.Device) -> accel_pb2.Device:
             max_xfer_shift=wq.cfg.max_xfer_shift,
             max_batch_shift=wq.cfg.max_batch_shift,
             clients=sum(wq.clients.values()),
+            type=wq.cfg.type,
+            name=wq.cfg.name,
+            driver_name=wq.cfg.driver_name,
+            prs_disable=wq.cfg.prs_disable,
+            group_id=wq.cfg.group_id,
         )
         for wq in d.wqs
+    ]
+    groups = [
+        accel_pb2.Group(
+            id=g.id,
+            wq_ids=d.group_wqs(g.id),
+            engine_ids=d.group_engines(g.id),
+            read_buffers_reserved=g.read_buffers_reserved,
+            read_buffers_allowed=g.read_buffers_allowed,
+            use_read_buffer_limit=g.use_read_buffer_limit,
+            traffic_class_a=g.traffic_class_a,
+            traffic_class_b=g.traffic_class_b,
+        )
+        for g in d.groups
     ]
     return accel_pb2.Device(
         name=d.name,
@@ -114,6 +135,62 @@ def device_pb(d: accel_model.Device) -> accel_pb2.Device:
         page_requests=d.page_requests,
         total_wq_size=d.total_wq_size,
         opcap=dsa_ops.OPCAP_BITMAP,
+        capabilities=capabilities_pb(d),
+        groups=groups,
+        engine_list=[accel_pb2.Engine(id=e, group_id=g) for e, g in enumerate(d.engine_group)],
+        enabled=d.enabled,
+        read_buffer_limit=d.read_buffer_limit,
+        auto_run=d.auto_run,
+        async_page_requests=d.async_page_requests,
+        pending_events=len(d.events),
+        blocked_engines=len(d.blocked),
+        evl_size=d.evl.size,
+        evl_head=d.evl.head,
+        evl_tail=d.evl.tail,
+        evl_overflows=d.evl.overflows,
+    )
+
+
+def evl_entry_pb(index: int, e: EvlEntry) -> accel_pb2.EventLogEntry:
+    """An event log entry as a message."""
+    return accel_pb2.EventLogEntry(
+        index=index,
+        error=e.error,
+        operation=e.operation,
+        pasid=e.pasid,
+        wq_idx=e.wq_idx,
+        fault_addr=e.fault_addr,
+        fault_rw=e.fault_rw,
+        batch=e.batch,
+        batch_idx=e.batch_idx,
+        rcr=e.rcr,
+        rci=e.rci,
+        priv=e.priv,
+        completion_record=e.cr,
+        raw=e.raw(),
+    )
+
+
+def capabilities_pb(d: accel_model.Device) -> accel_pb2.DeviceCapabilities:
+    """A device's capability registers, raw and decoded from the one table
+    (:data:`svasim.model.accel.CAP_FIELDS`)."""
+    fields = accel_model.device_caps(d)
+    regs = accel_model.cap_registers(fields)
+    opcap = dsa_ops.OPCAP_BITMAP
+    return accel_pb2.DeviceCapabilities(
+        version=d.version,
+        gen_cap=regs["gen_cap"],
+        wq_cap=regs["wq_cap"],
+        group_cap=regs["group_cap"],
+        engine_cap=regs["engine_cap"],
+        op_cap=[(opcap >> (64 * i)) & (2**64 - 1) for i in range(4)],
+        fields=fields,
+        max_transfer_size=1 << fields["gen_cap.max_xfer_shift"],
+        max_batch_size=1 << fields["gen_cap.max_batch_shift"],
+        pasid_support=True,
+        prs_support=bool(fields["gen_cap.block_on_fault"]),
+        ats_support=True,
+        max_pasids=d.max_pasids,
     )
 
 
@@ -131,6 +208,11 @@ WQ_FIELDS = {
     "op_config": "op_config",
     "max_xfer_shift": "max_xfer_shift",
     "max_batch_shift": "max_batch_shift",
+    "type": "type",
+    "name": "name",
+    "driver_name": "driver_name",
+    "prs_disable": "prs_disable",
+    "group_id": "group_id",
 }
 
 
@@ -184,12 +266,116 @@ class AccelServicer(Servicer, accel_pb2_grpc.AccelServiceServicer):
     ) -> accel_pb2.DisableWorkQueueResponse:
         return accel_pb2.DisableWorkQueueResponse(wq=self._enable(context, request, "DisableWorkQueue", False))
 
+    def _device_change(self, context, request, method: str, change):  # type: ignore[no-untyped-def]
+        def run(j: Journal) -> accel_pb2.Device:
+            change(j)
+            return device_pb(self.core.accel.devices[request.device])
+
+        return self._change(context, method, request, run)
+
+    @rpc
+    def ConfigureGroup(
+        self, request: accel_pb2.ConfigureGroupRequest, context: grpc.ServicerContext
+    ) -> accel_pb2.ConfigureGroupResponse:
+        kw: dict[str, Any] = {
+            name: getattr(request, name)
+            for name in ("read_buffers_reserved", "read_buffers_allowed", "use_read_buffer_limit")
+            if request.HasField(name)
+        }
+        for name in ("engines", "wqs"):
+            if request.HasField(name):
+                kw[name] = list(getattr(request, name).ids)
+        dev = self._device_change(
+            context,
+            request,
+            "ConfigureGroup",
+            lambda j: self.core.accel.configure_group(j, request.device, request.group_id, **kw),
+        )
+        return accel_pb2.ConfigureGroupResponse(device=dev)
+
+    @rpc
+    def ConfigureDevice(
+        self, request: accel_pb2.ConfigureDeviceRequest, context: grpc.ServicerContext
+    ) -> accel_pb2.ConfigureDeviceResponse:
+        def change(j: Journal) -> None:
+            if request.HasField("read_buffer_limit"):
+                self.core.accel.configure_device(j, request.device, request.read_buffer_limit)
+            else:
+                self.core.accel.device(request.device)
+
+        return accel_pb2.ConfigureDeviceResponse(
+            device=self._device_change(context, request, "ConfigureDevice", change)
+        )
+
+    @rpc
+    def EnableDevice(
+        self, request: accel_pb2.EnableDeviceRequest, context: grpc.ServicerContext
+    ) -> accel_pb2.EnableDeviceResponse:
+        dev = self._device_change(
+            context, request, "EnableDevice", lambda j: self.core.accel.set_device_enabled(j, request.device, True)
+        )
+        return accel_pb2.EnableDeviceResponse(device=dev)
+
+    @rpc
+    def DisableDevice(
+        self, request: accel_pb2.DisableDeviceRequest, context: grpc.ServicerContext
+    ) -> accel_pb2.DisableDeviceResponse:
+        dev = self._device_change(
+            context, request, "DisableDevice", lambda j: self.core.accel.set_device_enabled(j, request.device, False)
+        )
+        return accel_pb2.DisableDeviceResponse(device=dev)
+
     @rpc
     def Advance(self, request: accel_pb2.AdvanceRequest, context: grpc.ServicerContext) -> accel_pb2.AdvanceResponse:
         r = self._change(
-            context, "Advance", request, lambda j: self.core.accel.advance(j, request.device, request.until_cycles)
+            context,
+            "Advance",
+            request,
+            lambda j: self.core.accel.advance(j, request.device, request.until_cycles, request.poll),
         )
         return accel_pb2.AdvanceResponse(executed=r.executed, cycles=r.cycles)
+
+    @rpc
+    def SetRunOptions(
+        self, request: accel_pb2.SetRunOptionsRequest, context: grpc.ServicerContext
+    ) -> accel_pb2.SetRunOptionsResponse:
+        def run(j: Journal) -> accel_pb2.Device:
+            dev = self.core.accel.set_run_options(
+                j,
+                request.device,
+                auto_run=request.auto_run if request.HasField("auto_run") else None,
+                async_page_requests=request.async_page_requests if request.HasField("async_page_requests") else None,
+            )
+            return device_pb(dev)
+
+        return accel_pb2.SetRunOptionsResponse(device=self._change(context, "SetRunOptions", request, run))
+
+    @rpc
+    def GetEventLog(
+        self, request: accel_pb2.GetEventLogRequest, context: grpc.ServicerContext
+    ) -> accel_pb2.GetEventLogResponse:
+        def entries(j: Journal | None) -> accel_pb2.GetEventLogResponse:
+            if j is None:
+                got = self.core.accel.event_log(request.device)
+            else:
+                got = self.core.accel.read_event_log(j, request.device, True)
+            return accel_pb2.GetEventLogResponse(
+                entries=[evl_entry_pb(i, e) for i, e in got],
+                device=device_pb(self.core.accel.device(request.device)),
+            )
+
+        if request.consume:
+            return self._change(context, "GetEventLog", request, entries)
+        return self._read(lambda: entries(None))
+
+    @rpc
+    def SetEventLogSize(
+        self, request: accel_pb2.SetEventLogSizeRequest, context: grpc.ServicerContext
+    ) -> accel_pb2.SetEventLogSizeResponse:
+        def run(j: Journal) -> accel_pb2.Device:
+            return device_pb(self.core.accel.set_event_log_size(j, request.device, request.size))
+
+        return accel_pb2.SetEventLogSizeResponse(device=self._change(context, "SetEventLogSize", request, run))
 
 
 class AccelDeviceServicer(Servicer, accel_pb2_grpc.AccelDeviceServiceServicer):

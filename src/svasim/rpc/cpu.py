@@ -7,6 +7,7 @@ walks, DMA, I/O page faults), for the accel and iommu peers only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -16,10 +17,11 @@ from svasim.model.costs import CostTable
 from svasim.model.errors import InvalidArgument
 from svasim.model.journal import Journal
 from svasim.model.kernel import EnqcmdOutcome, EnqcmdResult, Kernel, Process, Task
+from svasim.model.kernel.native import NativeFactory
 from svasim.model.memory import DEFAULT_MEMORY_SIZE
 from svasim.model.ports import AccelPort, IommuPort
 from svasim.rpc import idxd_convert
-from svasim.rpc.common import ServiceCore, Servicer, rpc
+from svasim.rpc.common import ServiceCore, Servicer, rpc, rpc_stream
 from svasim.wiring.local import Unlocking
 from svasim_api.cpu.v1 import cpu_pb2, cpu_pb2_grpc
 
@@ -39,6 +41,7 @@ class CpuCore(ServiceCore):
         costs: CostTable,
         early_free: bool | None = None,
         memory_size: int = DEFAULT_MEMORY_SIZE,
+        native_factory: NativeFactory | None = None,
         **kw: object,
     ) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
@@ -53,6 +56,7 @@ class CpuCore(ServiceCore):
             early_free=early_free,
             memory_size=memory_size,
         )
+        self.kernel.native_factory = native_factory
 
     @property
     def model(self) -> Kernel:
@@ -85,6 +89,7 @@ def process_pb(p: Process) -> cpu_pb2.Process:
         pgd=p.aspace.pgd,
         killed=p.killed,
         kill_signal=p.kill_signal,
+        native_pid=p.native_pid,
     )
 
 
@@ -176,7 +181,9 @@ class CpuServicer(Servicer, cpu_pb2_grpc.CpuServiceServicer):
     def CreateProcess(
         self, request: cpu_pb2.CreateProcessRequest, context: grpc.ServicerContext
     ) -> cpu_pb2.CreateProcessResponse:
-        p = self._change(context, "CreateProcess", request, lambda j: self.k.create_process(j, request.name))
+        p = self._change(
+            context, "CreateProcess", request, lambda j: self.k.create_process(j, request.name, request.native_pid)
+        )
         return cpu_pb2.CreateProcessResponse(process=process_pb(p))
 
     @rpc
@@ -337,6 +344,15 @@ class CpuServicer(Servicer, cpu_pb2_grpc.CpuServiceServicer):
         results = self._change(context, "EnqcmdBatch", request, run)
         return cpu_pb2.EnqcmdBatchResponse(responses=[enqcmd_pb(r) for r in results])
 
+    @rpc_stream
+    def Submit(
+        self, request_iterator: Iterator[cpu_pb2.SubmitRequest], context: grpc.ServicerContext
+    ) -> Iterator[cpu_pb2.SubmitResponse]:
+        """A pipelined stream of instructions (see :mod:`svasim.rpc.submit`)."""
+        from svasim.rpc.submit import serve_submit  # it builds on this module
+
+        yield from serve_submit(self, request_iterator, context)
+
     @rpc
     def WaitCompletion(
         self, request: cpu_pb2.WaitCompletionRequest, context: grpc.ServicerContext
@@ -362,7 +378,7 @@ class CpuServicer(Servicer, cpu_pb2_grpc.CpuServiceServicer):
 
     @rpc
     def Fork(self, request: cpu_pb2.ForkRequest, context: grpc.ServicerContext) -> cpu_pb2.ForkResponse:
-        child = self._change(context, "Fork", request, lambda j: self.k.fork(j, request.tid))
+        child = self._change(context, "Fork", request, lambda j: self.k.fork(j, request.tid, request.native_pid))
         return cpu_pb2.ForkResponse(child=process_pb(child))
 
     @rpc
@@ -407,7 +423,12 @@ class HostMemoryServicer(Servicer, cpu_pb2_grpc.HostMemoryServiceServicer):
     def WalkPageTable(
         self, request: cpu_pb2.WalkPageTableRequest, context: grpc.ServicerContext
     ) -> cpu_pb2.WalkPageTableResponse:
-        w = self._read(lambda: self.core.kernel.walk(request.pgd, request.address, request.length, request.write))
+        w = self._change(
+            context,
+            "WalkPageTable",
+            request,
+            lambda j: self.core.kernel.walk(j, request.pgd, request.address, request.length, request.write),
+        )
         return cpu_pb2.WalkPageTableResponse(
             extents=[
                 cpu_pb2.Extent(address=e.address, physical=e.physical, length=e.length, writable=e.writable)
@@ -420,7 +441,12 @@ class HostMemoryServicer(Servicer, cpu_pb2_grpc.HostMemoryServiceServicer):
 
     @rpc
     def DmaRead(self, request: cpu_pb2.DmaReadRequest, context: grpc.ServicerContext) -> cpu_pb2.DmaReadResponse:
-        data = self._read(lambda: self.core.kernel.dma_read(request.physical, request.length))
+        data = self._change(
+            context,
+            "DmaRead",
+            request,
+            lambda j: self.core.kernel.dma_read(j, request.physical, request.length),
+        )
         return cpu_pb2.DmaReadResponse(data=data)
 
     @rpc

@@ -48,6 +48,7 @@ class IommuCore(ServiceCore):
         costs: CostTable,
         ats: AtsPort | None = None,
         devices: tuple[str, ...] = (),
+        prq_entries: int | None = None,
         **kw: object,
     ) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
@@ -56,16 +57,21 @@ class IommuCore(ServiceCore):
         # The IOMMU does not hold its lock while it waits on a device's TLB invalidation:
         # the device may be waiting on the IOMMU for a translation at that moment.
         self.iommu = Iommu(host, costs, ats=Unlocking(ats, self.lock) if ats is not None else None)
+        if prq_entries is not None:
+            # The PRQ's size is the IOMMU's boot configuration (PQA_REG.PQS), not a change.
+            self.iommu.prq_entries = prq_entries
 
     @property
     def model(self) -> Iommu:
         return self.iommu
 
     def holds_state_of(self, service: str) -> str:
-        """PASIDs bound to mms (the cpu's processes, the accel's devices) and IOTLB entries
-        made from the cpu's page tables."""
+        """PASIDs bound to mms (the cpu's processes, the accel's devices), IOTLB entries
+        made from the cpu's page tables, and the devices' page requests in the PRQ."""
         if service not in ("cpu", "accel"):
             return ""
+        if service == "accel" and self.iommu.prq:
+            return f"{len(self.iommu.prq)} page requests of its devices in the PRQ"
         pasids = sorted(list(self.iommu.pasid_mm))
         if pasids:
             return f"PASIDs {pasids[:8]} bound"
@@ -162,6 +168,35 @@ class IommuServicer(Servicer, iommu_pb2_grpc.IommuServiceServicer):
         )
         return iommu_pb2.PageRequestResponse(code=PAGE_RESPONSE_CODES[code])
 
+    @rpc
+    def PostPageRequest(
+        self, request: iommu_pb2.PostPageRequestRequest, context: grpc.ServicerContext
+    ) -> iommu_pb2.PostPageRequestResponse:
+        r = self._change(
+            context,
+            "PostPageRequest",
+            request,
+            lambda j: self.core.iommu.prq_post(j, request.device, request.pasid, request.address, request.write),
+        )
+        return iommu_pb2.PostPageRequestResponse(
+            slot=r.slot,
+            prg_index=r.prg_index,
+            code=PAGE_RESPONSE_CODES[r.response] if r.response else iommu_pb2.PAGE_RESPONSE_CODE_UNSPECIFIED,
+            overflow=r.overflow,
+        )
+
+    @rpc
+    def RespondPageRequest(
+        self, request: iommu_pb2.RespondPageRequestRequest, context: grpc.ServicerContext
+    ) -> iommu_pb2.RespondPageRequestResponse:
+        code = self._change(
+            context,
+            "RespondPageRequest",
+            request,
+            lambda j: self.core.iommu.page_response(j, request.device, request.slot),
+        )
+        return iommu_pb2.RespondPageRequestResponse(code=PAGE_RESPONSE_CODES[code])
+
 
 class IommuDebugServicer(Servicer, iommu_pb2_grpc.IommuDebugServiceServicer):
     """svasim.iommu.v1.IommuDebugService: read-only inspection (client listener)."""
@@ -194,6 +229,12 @@ class IommuDebugServicer(Servicer, iommu_pb2_grpc.IommuDebugServiceServicer):
             for pasid in sorted(m.pasid_mm):
                 devs = sorted(n for n, d in m.devices.items() if d.entry(pasid) is not None)
                 pasids.append(iommu_pb2.PasidAllocation(pasid=pasid, mm=m.pasid_mm[pasid], devices=devs))
-            return iommu_pb2.GetIommuResponse(pasids=pasids, **m.stats)
+            return iommu_pb2.GetIommuResponse(
+                pasids=pasids,
+                prq_entries=m.prq_entries,
+                prq_outstanding=m.prq_outstanding,
+                prq_overflow=m.prq_pro,
+                **m.stats,
+            )
 
         return self._read(read)

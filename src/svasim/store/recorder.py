@@ -68,6 +68,10 @@ class Recorder(Closing):
     process exits without it are lost (the writer is a daemon thread).
     """
 
+    #: Batches of transitions that may be appended and not yet committed before
+    #: :meth:`append` waits for the writer.
+    BACKLOG_BATCHES = 4
+
     def __init__(
         self,
         store: Store,
@@ -135,7 +139,9 @@ class Recorder(Closing):
     # -- producers -------------------------------------------------------------------
 
     def append(self, transitions: Sequence[Transition]) -> None:
-        """Buffer ``transitions`` for the writer, in order. Never does I/O.
+        """Buffer ``transitions`` for the writer, in order. Never does I/O; waits for the
+        writer only when the backlog of uncommitted transitions passes BACKLOG_BATCHES
+        batches.
 
         Raises :class:`RecorderError` once :meth:`close` has been called.
         """
@@ -156,6 +162,19 @@ class Recorder(Closing):
             # nothing is pending, and a full batch is written without waiting.
             if was_empty or len(self._pending) >= self._max_batch:
                 self._work.notify()
+            # Backpressure: with batch durability nobody waits for commits, so a producer
+            # faster than the store would grow the backlog without bound. Past
+            # BACKLOG_BATCHES batches it waits for the writer (not while writes fail: what
+            # is pending is kept and retried, and the failure is reported to waiters).
+            limit = self.BACKLOG_BATCHES * self._max_batch
+            while (
+                self._appended - self._committed > limit
+                and self._last_error is None
+                and not self._closing
+                and not self._stop.is_set()
+                and self._thread.is_alive()
+            ):
+                self._done.wait(0.1)
 
     # -- waiters ---------------------------------------------------------------------
 
@@ -246,7 +265,9 @@ class Recorder(Closing):
                     f"{self._appended - self._committed} transitions not committed"
                 )
             if deadline is None:
-                self._done.wait()
+                # Woken by each commit and by the writer's end; the slice re-checks the
+                # writer's liveness, which its last notification may precede.
+                self._done.wait(1.0)
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -272,24 +293,36 @@ class Recorder(Closing):
     def _take_batch(self) -> list[Transition] | None:
         """Wait for work and take all of it; None when closing with nothing left."""
         with self._lock:
-            while (not self._pending or self._writing) and not self._closing:
-                self._work.wait()
-            while self._writing:
-                self._work.wait()
-            if not self._pending:
-                return None
-            # Group commit: give a young batch up to flush_interval to grow, unless
-            # someone waits for it, it is full, or the recorder is closing.
-            deadline = self._oldest_pending_at + self._flush_interval
-            while not (self._urgent or self._closing or self._stop.is_set() or len(self._pending) >= self._max_batch):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._work.wait(remaining)
-            batch, self._pending = self._pending, []
-            self._urgent = False
-            self._writing = True
-            return batch
+            while True:
+                while (not self._pending or self._writing) and not self._closing:
+                    self._work.wait()
+                while self._writing:
+                    self._work.wait()
+                if not self._pending:
+                    return None
+                # Group commit: give a young batch up to flush_interval to grow, unless
+                # someone waits for it, it is full, or the recorder is closing.
+                deadline = self._oldest_pending_at + self._flush_interval
+                while not (
+                    self._urgent or self._closing or self._stop.is_set() or len(self._pending) >= self._max_batch
+                ):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._work.wait(remaining)
+                if self._writing:
+                    # A waiter took the batch meanwhile and is writing it itself: what
+                    # arrived since goes after it, never beside it (its causes may be in
+                    # that batch, not committed yet). Start over.
+                    continue
+                if not self._pending:
+                    if self._closing:
+                        return None
+                    continue
+                batch, self._pending = self._pending, []
+                self._urgent = False
+                self._writing = True
+                return batch
 
     def _write(self, batch: list[Transition]) -> None:
         """Write ``batch`` in chunks of at most max_batch; on failure, put back the rest."""

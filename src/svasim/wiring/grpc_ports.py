@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from svasim.model.errors import SimError
+from svasim.model.iommu import PageRequestPosted
 from svasim.model.journal import Journal
 from svasim.model.memory import Extent, WalkResult
 from svasim.model.ports import (
@@ -84,9 +85,9 @@ class _Stubbed:
         self.name = name
         self.incarnations = incarnations
 
-    def _call(self, method: Any, request: Any, journal: Journal | None) -> Any:
+    def _call(self, method: Any, request: Any, journal: Journal | None, *, flush: bool = True) -> Any:
         try:
-            return self._call_once(method, request, journal)
+            return self._call_once(method, request, journal, flush=flush)
         except RemoteError as e:
             inc = self.incarnations
             if (
@@ -99,11 +100,18 @@ class _Stubbed:
             # The peer restarted, but nothing here depends on its old state any more:
             # take the new incarnation, and call again (the peer refused before acting).
             inc.forget(self.name)
-            return self._call_once(method, request, journal)
+            return self._call_once(method, request, journal, flush=flush)
 
-    def _call_once(self, method: Any, request: Any, journal: Journal | None) -> Any:
+    def _call_once(self, method: Any, request: Any, journal: Journal | None, *, flush: bool = True) -> Any:
         metadata: tuple[tuple[str, str], ...] = ()
-        if journal is not None:
+        if journal is not None and not flush:
+            # A call that changes the peer's state only in rare cases (a native process's
+            # walk or DMA read records what it saw): no commit is forced for it, and it
+            # names our last transition as its cause only once that is committed.
+            last = journal.last
+            if isinstance(last, int) or (isinstance(last, Transition) and last.seq is not None):
+                metadata = ((CAUSE_KEY, str(cause_seq(last))),)
+        elif journal is not None:
             # Commit what this request made so far before the peer acts, so the peer's
             # transitions are ordered after ours: its last one, and any the journal made
             # before it followed an older cause (journal.follow).
@@ -206,9 +214,11 @@ class GrpcAccelPort(_Stubbed):
         )
         return int(r.entries_dropped)
 
-    def advance(self, journal: Journal, device: str, until_cycles: int) -> AdvanceResult:
+    def advance(self, journal: Journal, device: str, until_cycles: int, poll: bool = False) -> AdvanceResult:
         r = self._call(
-            self.service_stub.Advance, accel_pb2.AdvanceRequest(device=device, until_cycles=until_cycles), journal
+            self.service_stub.Advance,
+            accel_pb2.AdvanceRequest(device=device, until_cycles=until_cycles, poll=poll),
+            journal,
         )
         return AdvanceResult(r.executed, r.cycles)
 
@@ -264,6 +274,21 @@ class GrpcIommuPort(_Stubbed):
         )
         return PAGE_RESPONSES[r.code]
 
+    def prq_post(self, journal: Journal, device: str, pasid: int, address: int, write: bool) -> PageRequestPosted:
+        r = self._call(
+            self.stub.PostPageRequest,
+            iommu_pb2.PostPageRequestRequest(device=device, pasid=pasid, address=address, write=write),
+            journal,
+        )
+        response = PAGE_RESPONSES[r.code] if r.code else ""
+        return PageRequestPosted(int(r.slot), int(r.prg_index), response, bool(r.overflow))
+
+    def page_response(self, journal: Journal, device: str, slot: int) -> str:
+        r = self._call(
+            self.stub.RespondPageRequest, iommu_pb2.RespondPageRequestRequest(device=device, slot=slot), journal
+        )
+        return PAGE_RESPONSES[r.code]
+
     def invalidate(self, journal: Journal, pasid: int, address: int, length: int) -> int:
         r = self._call(
             self.stub.InvalidatePasid,
@@ -280,11 +305,12 @@ class GrpcHostPort(_Stubbed):
         super().__init__(target, recorder, name="cpu", **kw)
         self.stub = cpu_pb2_grpc.HostMemoryServiceStub(self.channel)
 
-    def walk(self, pgd: int, address: int, length: int, write: bool) -> WalkResult:
+    def walk(self, journal: Journal, pgd: int, address: int, length: int, write: bool) -> WalkResult:
         r = self._call(
             self.stub.WalkPageTable,
             cpu_pb2.WalkPageTableRequest(pgd=pgd, address=address, length=length, write=write),
-            None,
+            journal,
+            flush=False,
         )
         return WalkResult(
             [Extent(e.address, e.physical, e.length, e.writable) for e in r.extents],
@@ -293,8 +319,10 @@ class GrpcHostPort(_Stubbed):
             r.protection,
         )
 
-    def dma_read(self, physical: int, length: int) -> bytes:
-        r = self._call(self.stub.DmaRead, cpu_pb2.DmaReadRequest(physical=physical, length=length), None)
+    def dma_read(self, journal: Journal, physical: int, length: int) -> bytes:
+        r = self._call(
+            self.stub.DmaRead, cpu_pb2.DmaReadRequest(physical=physical, length=length), journal, flush=False
+        )
         return bytes(r.data)
 
     def dma_write(self, journal: Journal, physical: int, data: bytes) -> None:

@@ -62,10 +62,45 @@ class AccelServiceStub:
                 request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueRequest.SerializeToString,
                 response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueResponse.FromString,
                 _registered_method=True)
+        self.ConfigureGroup = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/ConfigureGroup',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureGroupRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureGroupResponse.FromString,
+                _registered_method=True)
+        self.ConfigureDevice = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/ConfigureDevice',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureDeviceRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureDeviceResponse.FromString,
+                _registered_method=True)
+        self.EnableDevice = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/EnableDevice',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.EnableDeviceRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.EnableDeviceResponse.FromString,
+                _registered_method=True)
+        self.DisableDevice = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/DisableDevice',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableDeviceRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableDeviceResponse.FromString,
+                _registered_method=True)
         self.Advance = channel.unary_unary(
                 '/svasim.accel.v1.AccelService/Advance',
                 request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceRequest.SerializeToString,
                 response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceResponse.FromString,
+                _registered_method=True)
+        self.SetRunOptions = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/SetRunOptions',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SetRunOptionsRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SetRunOptionsResponse.FromString,
+                _registered_method=True)
+        self.GetEventLog = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/GetEventLog',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.GetEventLogRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.GetEventLogResponse.FromString,
+                _registered_method=True)
+        self.SetEventLogSize = channel.unary_unary(
+                '/svasim.accel.v1.AccelService/SetEventLogSize',
+                request_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SetEventLogSizeRequest.SerializeToString,
+                response_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SetEventLogSizeResponse.FromString,
                 _registered_method=True)
 
 
@@ -108,8 +143,63 @@ class AccelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfigureGroup(self, request, context):
+        """Sets a group's engines and work queues and its read-buffer fields (GRPCFG), as the
+        idxd driver's group, engine and wq group_id attributes do.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfigureDevice(self, request, context):
+        """Sets device-wide configuration (GENCFG) of a disabled device.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnableDevice(self, request, context):
+        """Enables a device (binding it to the idxd driver): checks and applies its groups.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableDevice(self, request, context):
+        """Disables a device: disables its work queues and clears its whole configuration,
+        as the idxd driver's device reset does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Advance(self, request, context):
         """Runs the engines: until a simulated cycle, or until every queue is empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRunOptions(self, request, context):
+        """Sets how a device runs: whether a submission runs its engines (auto_run; off, it
+        runs only on Advance, not on a thread's completion poll) and whether page requests wait
+        in the IOMMU's page request queue (async_page_requests).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEventLog(self, request, context):
+        """Returns the entries of a device's event log between its head and tail; with
+        `consume` the reader takes them and the head advances (process_evl_entries).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetEventLogSize(self, request, context):
+        """Sets the size of a disabled device's event log in entries (0: none); needs GENCAP
+        evl_support (the idxd driver's event_log_size attribute).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,10 +228,45 @@ def add_AccelServiceServicer_to_server(servicer, server):
                     request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueRequest.FromString,
                     response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableWorkQueueResponse.SerializeToString,
             ),
+            'ConfigureGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfigureGroup,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureGroupRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureGroupResponse.SerializeToString,
+            ),
+            'ConfigureDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfigureDevice,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureDeviceRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureDeviceResponse.SerializeToString,
+            ),
+            'EnableDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableDevice,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.EnableDeviceRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.EnableDeviceResponse.SerializeToString,
+            ),
+            'DisableDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableDevice,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableDeviceRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.DisableDeviceResponse.SerializeToString,
+            ),
             'Advance': grpc.unary_unary_rpc_method_handler(
                     servicer.Advance,
                     request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceRequest.FromString,
                     response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceResponse.SerializeToString,
+            ),
+            'SetRunOptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRunOptions,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SetRunOptionsRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SetRunOptionsResponse.SerializeToString,
+            ),
+            'GetEventLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEventLog,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.GetEventLogRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.GetEventLogResponse.SerializeToString,
+            ),
+            'SetEventLogSize': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetEventLogSize,
+                    request_deserializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SetEventLogSizeRequest.FromString,
+                    response_serializer=svasim_dot_accel_dot_v1_dot_accel__pb2.SetEventLogSizeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -271,6 +396,114 @@ class AccelService:
             _registered_method=True)
 
     @staticmethod
+    def ConfigureGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/ConfigureGroup',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureGroupRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfigureDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/ConfigureDevice',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureDeviceRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.ConfigureDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnableDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/EnableDevice',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.EnableDeviceRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.EnableDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/DisableDevice',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.DisableDeviceRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.DisableDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Advance(request,
             target,
             options=(),
@@ -287,6 +520,87 @@ class AccelService:
             '/svasim.accel.v1.AccelService/Advance',
             svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceRequest.SerializeToString,
             svasim_dot_accel_dot_v1_dot_accel__pb2.AdvanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRunOptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/SetRunOptions',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.SetRunOptionsRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.SetRunOptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEventLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/GetEventLog',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.GetEventLogRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.GetEventLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetEventLogSize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.accel.v1.AccelService/SetEventLogSize',
+            svasim_dot_accel_dot_v1_dot_accel__pb2.SetEventLogSizeRequest.SerializeToString,
+            svasim_dot_accel_dot_v1_dot_accel__pb2.SetEventLogSizeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,7 +56,7 @@ class GetFabricResponse(_message.Message):
     def __init__(self, cpus: _Optional[_Iterable[_Union[Cpu, _Mapping]]] = ..., policy: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class Process(_message.Message):
-    __slots__ = ("pid", "name", "pasid", "tids", "pgd", "killed", "kill_signal")
+    __slots__ = ("pid", "name", "pasid", "tids", "pgd", "killed", "kill_signal", "native_pid")
     PID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PASID_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class Process(_message.Message):
     PGD_FIELD_NUMBER: _ClassVar[int]
     KILLED_FIELD_NUMBER: _ClassVar[int]
     KILL_SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_PID_FIELD_NUMBER: _ClassVar[int]
     pid: int
     name: str
     pasid: int
@@ -71,13 +72,16 @@ class Process(_message.Message):
     pgd: int
     killed: bool
     kill_signal: int
-    def __init__(self, pid: _Optional[int] = ..., name: _Optional[str] = ..., pasid: _Optional[int] = ..., tids: _Optional[_Iterable[int]] = ..., pgd: _Optional[int] = ..., killed: _Optional[bool] = ..., kill_signal: _Optional[int] = ...) -> None: ...
+    native_pid: int
+    def __init__(self, pid: _Optional[int] = ..., name: _Optional[str] = ..., pasid: _Optional[int] = ..., tids: _Optional[_Iterable[int]] = ..., pgd: _Optional[int] = ..., killed: _Optional[bool] = ..., kill_signal: _Optional[int] = ..., native_pid: _Optional[int] = ...) -> None: ...
 
 class CreateProcessRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "native_pid")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_PID_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    native_pid: int
+    def __init__(self, name: _Optional[str] = ..., native_pid: _Optional[int] = ...) -> None: ...
 
 class CreateProcessResponse(_message.Message):
     __slots__ = ("process",)
@@ -355,6 +359,73 @@ class WaitCompletionResponse(_message.Message):
     cycles: int
     def __init__(self, completed: _Optional[bool] = ..., record: _Optional[_Union[_idxd_pb2.DsaCompletionRecord, _Mapping]] = ..., raw: _Optional[bytes] = ..., cycles: _Optional[int] = ...) -> None: ...
 
+class SubmitRequest(_message.Message):
+    __slots__ = ("submissions",)
+    SUBMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    submissions: _containers.RepeatedCompositeFieldContainer[Submission]
+    def __init__(self, submissions: _Optional[_Iterable[_Union[Submission, _Mapping]]] = ...) -> None: ...
+
+class Submission(_message.Message):
+    __slots__ = ("tag", "enqcmd", "movdir64b", "enqcmds", "wait_completion")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    ENQCMD_FIELD_NUMBER: _ClassVar[int]
+    MOVDIR64B_FIELD_NUMBER: _ClassVar[int]
+    ENQCMDS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    tag: int
+    enqcmd: EnqcmdRequest
+    movdir64b: Movdir64bRequest
+    enqcmds: EnqcmdsRequest
+    wait_completion: bool
+    def __init__(self, tag: _Optional[int] = ..., enqcmd: _Optional[_Union[EnqcmdRequest, _Mapping]] = ..., movdir64b: _Optional[_Union[Movdir64bRequest, _Mapping]] = ..., enqcmds: _Optional[_Union[EnqcmdsRequest, _Mapping]] = ..., wait_completion: _Optional[bool] = ...) -> None: ...
+
+class SubmissionError(_message.Message):
+    __slots__ = ("code", "message", "reason", "domain", "metadata", "retry_delay_ms")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    RETRY_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    reason: str
+    domain: str
+    metadata: _containers.ScalarMap[str, str]
+    retry_delay_ms: int
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., reason: _Optional[str] = ..., domain: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., retry_delay_ms: _Optional[int] = ...) -> None: ...
+
+class SubmissionResult(_message.Message):
+    __slots__ = ("tag", "enqcmd", "movdir64b", "enqcmds", "completion", "error", "input_seq")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    ENQCMD_FIELD_NUMBER: _ClassVar[int]
+    MOVDIR64B_FIELD_NUMBER: _ClassVar[int]
+    ENQCMDS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    tag: int
+    enqcmd: EnqcmdResponse
+    movdir64b: Movdir64bResponse
+    enqcmds: EnqcmdsResponse
+    completion: WaitCompletionResponse
+    error: SubmissionError
+    input_seq: int
+    def __init__(self, tag: _Optional[int] = ..., enqcmd: _Optional[_Union[EnqcmdResponse, _Mapping]] = ..., movdir64b: _Optional[_Union[Movdir64bResponse, _Mapping]] = ..., enqcmds: _Optional[_Union[EnqcmdsResponse, _Mapping]] = ..., completion: _Optional[_Union[WaitCompletionResponse, _Mapping]] = ..., error: _Optional[_Union[SubmissionError, _Mapping]] = ..., input_seq: _Optional[int] = ...) -> None: ...
+
+class SubmitResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SubmissionResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[SubmissionResult, _Mapping]]] = ...) -> None: ...
+
 class WalkPageTableRequest(_message.Message):
     __slots__ = ("pgd", "address", "length", "write")
     PGD_FIELD_NUMBER: _ClassVar[int]
@@ -438,10 +509,12 @@ class CloseWorkQueueResponse(_message.Message):
     def __init__(self, pasid: _Optional[int] = ..., freed: _Optional[bool] = ...) -> None: ...
 
 class ForkRequest(_message.Message):
-    __slots__ = ("tid",)
+    __slots__ = ("tid", "native_pid")
     TID_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_PID_FIELD_NUMBER: _ClassVar[int]
     tid: int
-    def __init__(self, tid: _Optional[int] = ...) -> None: ...
+    native_pid: int
+    def __init__(self, tid: _Optional[int] = ..., native_pid: _Optional[int] = ...) -> None: ...
 
 class ForkResponse(_message.Message):
     __slots__ = ("child",)

@@ -133,6 +133,11 @@ class CpuServiceStub:
                 request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdBatchRequest.SerializeToString,
                 response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdBatchResponse.FromString,
                 _registered_method=True)
+        self.Submit = channel.stream_stream(
+                '/svasim.cpu.v1.CpuService/Submit',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.SubmitRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.SubmitResponse.FromString,
+                _registered_method=True)
         self.WaitCompletion = channel.unary_unary(
                 '/svasim.cpu.v1.CpuService/WaitCompletion',
                 request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.WaitCompletionRequest.SerializeToString,
@@ -310,6 +315,23 @@ class CpuServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Submit(self, request_iterator, context):
+        """Submits a stream of ENQCMD, MOVDIR64B and ENQCMDS instructions, pipelined as a
+        user-space submitter does: each submission runs and is recorded exactly as its
+        unary call would be (one input each, so replay re-executes it), optionally followed
+        by a wait on its completion record. Responses come in request order, one per
+        request message, with each submission's tag. With `commit` durability a result is
+        sent only once every transition of its submission is committed; the server commits
+        the submissions it took off the stream together in one transaction (group commit).
+        A bad submission gets its own error and changes nothing; the stream goes on.
+        Backpressure: the server holds a bounded window of unanswered submissions and
+        stops reading the stream when it is full, so a client that does not read its
+        responses is stopped by flow control, not buffered without bound.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WaitCompletion(self, request, context):
         """Spins a running thread on a completion record until the device writes its status
         (the simulated clock advances; the device runs), then returns the record.
@@ -447,6 +469,11 @@ def add_CpuServiceServicer_to_server(servicer, server):
                     servicer.EnqcmdBatch,
                     request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdBatchRequest.FromString,
                     response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdBatchResponse.SerializeToString,
+            ),
+            'Submit': grpc.stream_stream_rpc_method_handler(
+                    servicer.Submit,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.SubmitRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.SubmitResponse.SerializeToString,
             ),
             'WaitCompletion': grpc.unary_unary_rpc_method_handler(
                     servicer.WaitCompletion,
@@ -974,6 +1001,33 @@ class CpuService:
             '/svasim.cpu.v1.CpuService/EnqcmdBatch',
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdBatchRequest.SerializeToString,
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.EnqcmdBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Submit(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/svasim.cpu.v1.CpuService/Submit',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.SubmitRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.SubmitResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -182,7 +182,7 @@ class PasidAllocation(_message.Message):
     def __init__(self, pasid: _Optional[int] = ..., mm: _Optional[int] = ..., devices: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetIommuResponse(_message.Message):
-    __slots__ = ("pasids", "translations", "iotlb_hits", "iotlb_misses", "invalidations", "page_requests", "prg_success", "prg_invalid", "prg_failure", "prq_overflows")
+    __slots__ = ("pasids", "translations", "iotlb_hits", "iotlb_misses", "invalidations", "page_requests", "prg_success", "prg_invalid", "prg_failure", "prq_overflows", "prq_entries", "prq_outstanding", "prq_overflow")
     PASIDS_FIELD_NUMBER: _ClassVar[int]
     TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
     IOTLB_HITS_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +193,9 @@ class GetIommuResponse(_message.Message):
     PRG_INVALID_FIELD_NUMBER: _ClassVar[int]
     PRG_FAILURE_FIELD_NUMBER: _ClassVar[int]
     PRQ_OVERFLOWS_FIELD_NUMBER: _ClassVar[int]
+    PRQ_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    PRQ_OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
+    PRQ_OVERFLOW_FIELD_NUMBER: _ClassVar[int]
     pasids: _containers.RepeatedCompositeFieldContainer[PasidAllocation]
     translations: int
     iotlb_hits: int
@@ -203,7 +206,48 @@ class GetIommuResponse(_message.Message):
     prg_invalid: int
     prg_failure: int
     prq_overflows: int
-    def __init__(self, pasids: _Optional[_Iterable[_Union[PasidAllocation, _Mapping]]] = ..., translations: _Optional[int] = ..., iotlb_hits: _Optional[int] = ..., iotlb_misses: _Optional[int] = ..., invalidations: _Optional[int] = ..., page_requests: _Optional[int] = ..., prg_success: _Optional[int] = ..., prg_invalid: _Optional[int] = ..., prg_failure: _Optional[int] = ..., prq_overflows: _Optional[int] = ...) -> None: ...
+    prq_entries: int
+    prq_outstanding: int
+    prq_overflow: bool
+    def __init__(self, pasids: _Optional[_Iterable[_Union[PasidAllocation, _Mapping]]] = ..., translations: _Optional[int] = ..., iotlb_hits: _Optional[int] = ..., iotlb_misses: _Optional[int] = ..., invalidations: _Optional[int] = ..., page_requests: _Optional[int] = ..., prg_success: _Optional[int] = ..., prg_invalid: _Optional[int] = ..., prg_failure: _Optional[int] = ..., prq_overflows: _Optional[int] = ..., prq_entries: _Optional[int] = ..., prq_outstanding: _Optional[int] = ..., prq_overflow: _Optional[bool] = ...) -> None: ...
+
+class PostPageRequestRequest(_message.Message):
+    __slots__ = ("device", "pasid", "address", "write")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    PASID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    pasid: int
+    address: int
+    write: bool
+    def __init__(self, device: _Optional[str] = ..., pasid: _Optional[int] = ..., address: _Optional[int] = ..., write: _Optional[bool] = ...) -> None: ...
+
+class PostPageRequestResponse(_message.Message):
+    __slots__ = ("slot", "prg_index", "code", "overflow")
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    PRG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    OVERFLOW_FIELD_NUMBER: _ClassVar[int]
+    slot: int
+    prg_index: int
+    code: PageResponseCode
+    overflow: bool
+    def __init__(self, slot: _Optional[int] = ..., prg_index: _Optional[int] = ..., code: _Optional[_Union[PageResponseCode, str]] = ..., overflow: _Optional[bool] = ...) -> None: ...
+
+class RespondPageRequestRequest(_message.Message):
+    __slots__ = ("device", "slot")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    slot: int
+    def __init__(self, device: _Optional[str] = ..., slot: _Optional[int] = ...) -> None: ...
+
+class RespondPageRequestResponse(_message.Message):
+    __slots__ = ("code",)
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    code: PageResponseCode
+    def __init__(self, code: _Optional[_Union[PageResponseCode, str]] = ...) -> None: ...
 
 class PageRequestRequest(_message.Message):
     __slots__ = ("device", "pasid", "address", "write")

@@ -67,6 +67,16 @@ class IommuServiceStub:
                 request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestRequest.SerializeToString,
                 response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestResponse.FromString,
                 _registered_method=True)
+        self.PostPageRequest = channel.unary_unary(
+                '/svasim.iommu.v1.IommuService/PostPageRequest',
+                request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PostPageRequestRequest.SerializeToString,
+                response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PostPageRequestResponse.FromString,
+                _registered_method=True)
+        self.RespondPageRequest = channel.unary_unary(
+                '/svasim.iommu.v1.IommuService/RespondPageRequest',
+                request_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.RespondPageRequestRequest.SerializeToString,
+                response_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.RespondPageRequestResponse.FromString,
+                _registered_method=True)
 
 
 class IommuServiceServicer:
@@ -122,6 +132,23 @@ class IommuServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PostPageRequest(self, request, context):
+        """Writes a page request descriptor into the page request queue (PRQ) for the host to
+        answer later (RespondPageRequest); when the queue cannot take it (full, or PRS_REG.PRO
+        set) it is answered at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RespondPageRequest(self, request, context):
+        """The host answers the page request in a PRQ slot (prq_event_thread, then the I/O page
+        fault path) with a page group response; PRO is cleared once the queue is empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IommuServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +181,16 @@ def add_IommuServiceServicer_to_server(servicer, server):
                     servicer.PageRequest,
                     request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestRequest.FromString,
                     response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestResponse.SerializeToString,
+            ),
+            'PostPageRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.PostPageRequest,
+                    request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PostPageRequestRequest.FromString,
+                    response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.PostPageRequestResponse.SerializeToString,
+            ),
+            'RespondPageRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.RespondPageRequest,
+                    request_deserializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.RespondPageRequestRequest.FromString,
+                    response_serializer=svasim_dot_iommu_dot_v1_dot_iommu__pb2.RespondPageRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -321,6 +358,60 @@ class IommuService:
             '/svasim.iommu.v1.IommuService/PageRequest',
             svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestRequest.SerializeToString,
             svasim_dot_iommu_dot_v1_dot_iommu__pb2.PageRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PostPageRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.iommu.v1.IommuService/PostPageRequest',
+            svasim_dot_iommu_dot_v1_dot_iommu__pb2.PostPageRequestRequest.SerializeToString,
+            svasim_dot_iommu_dot_v1_dot_iommu__pb2.PostPageRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RespondPageRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.iommu.v1.IommuService/RespondPageRequest',
+            svasim_dot_iommu_dot_v1_dot_iommu__pb2.RespondPageRequestRequest.SerializeToString,
+            svasim_dot_iommu_dot_v1_dot_iommu__pb2.RespondPageRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,
