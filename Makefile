@@ -15,7 +15,7 @@ help:
 	@echo "make protos  regenerate the Python gRPC code (clients/python/svasim_api) from proto/"
 	@echo "make bench   benchmarks, each printed as a ratio to a baseline measured in the same run"
 	@echo "make cpp-client  build the C++ client (installs Debian's gRPC C++ packages if missing)"
-	@echo "make native  build the preload library of svasim run-native"
+	@echo "make native  build the preload library of svasim run-native; make native-suite: accel-config's suite"
 	@echo "make images / compose-up / compose-test / compose-down  the docker-compose stack, no registry needed"
 	@echo "make sweep   the PASID study at CI size; make study: the full study"
 	@echo "make crash   the crash tests at full size; make load: the load test at full size"
@@ -61,8 +61,10 @@ protos-check: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run.py $(BENCH_FLAGS)
 	$(PY) benchmarks/memory.py $(BENCH_FLAGS)
+	$(PY) benchmarks/scale.py $(BENCH_FLAGS)
 	$(PY) benchmarks/sweep_bench.py
 	$(PY) benchmarks/load.py $(BENCH_FLAGS)
+	$(PY) benchmarks/resume.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) tools/node_modules clients/node/node_modules .pytest_cache svasim.db clients/cpp/build build
@@ -114,12 +116,18 @@ bench-sweep: $(VENV)/.installed
 
 # The native-process bridge (svasim run-native): its preload library, built from native/ into
 # the gitignored build/native/ (svasim builds it on first use too), and its tests.
-.PHONY: native native-test
+# native-suite: Intel's accel-config suite (Debian's accel-config-test, installed when
+# missing), unmodified, under run-native: all 476 dsa_test runs, about 80 s. The default
+# test run has it at the same size.
+.PHONY: native native-test native-suite
 native:
 	$(MAKE) -C native OUT=$(CURDIR)/build/native
 
 native-test: $(VENV)/.installed native
 	$(PY) -m pytest -q tests/native
+
+native-suite: $(VENV)/.installed native
+	$(PY) -m pytest -q -s tests/native/test_accel_config_suite.py
 
 # Crash tests at full size: svasim up killed with SIGKILL 20 times in a 400-MEMMOVE
 # workload, and each process of the split fabric killed with its workload going on 10 s
