@@ -334,14 +334,18 @@ def reconcile_check(store: Store, run_id: str, service: str, incarnation: str, l
     one this process saw from the service (``last_seen``). Everything a peer saw of a
     service was committed before the service answered, so such a start holds exactly
     what the peer relies on."""
-    for start in recorded_starts(store, run_id):
+    starts = recorded_starts(store, run_id)
+    for start in starts:
         if start.service != service or start.incarnation != incarnation:
             continue
         if start.rebuilt not in ("fold", "re-execution"):
             # An empty start loses nothing when no earlier incarnation of the service
             # recorded a change in this run: whatever this process holds of it (a PASID
-            # it got through another peer, say) came from the new incarnation.
-            earlier = store.events(run_id, service=service, until_seq=start.seq - 1, limit=None)
+            # it got through another peer, say) came from the new incarnation. Its
+            # earlier events can only be its earlier starts, so reading one more than
+            # those tells.
+            before = sum(1 for s in starts if s.service == service and s.seq < start.seq)
+            earlier = store.events(run_id, service=service, until_seq=start.seq - 1, limit=before + 1)
             if any(not is_lifecycle(e) for e in earlier):
                 return f"the record shows incarnation {incarnation} of the {service} service started empty"
         if start.resumed_after_seq < last_seen:

@@ -3,6 +3,7 @@ the bridge, and the program with the preload library."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -80,8 +81,8 @@ def _fabric(addr: str | None, config: Any) -> Iterator[Any]:
     from svasim.config import FabricConfig
     from svasim.server import create_server
 
-    config = config or FabricConfig(port=0)
-    config.native = True
+    # The fabric takes the program as a native process, whatever the caller's config says.
+    config = dataclasses.replace(config or FabricConfig(port=0), native=True)
     srv = create_server(config)
     try:
         with Client(srv.address) as client:
