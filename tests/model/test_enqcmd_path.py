@@ -228,3 +228,29 @@ def test_a_policy_whose_fixup_never_fixes_is_caught_as_a_gp_loop():
     res = fab.kernel.enqcmd(fab.journal(), tid, portal, memmove_desc(src, src + 4096, 64, comp))
     assert res.outcome == EnqcmdOutcome.SIGSEGV
     assert any(t.entity == "invariant/gp_fixup_loop" for t in out)
+
+
+def test_a_restarted_iommus_flush_drops_every_device_tlb_entry_of_every_pasid(fab):
+    """The flush a restarted IOMMU owes its devices (svasim.recovery.flush_device_tlbs): an
+    invalidation its previous incarnation began may have died before the device-TLB call
+    (descriptor type 8, PASID-based device-TLB invalidation), leaving the device a
+    translation the IOMMU no longer holds. Dropping cached translations is always
+    allowed, so it drops them all; the IOMMU's own state is unchanged."""
+    k = fab.kernel
+    j = fab.journal()
+    proc, tid, src, comp, portal, pasid, _ = setup_process(fab)
+    k.enqcmd(j, tid, portal, memmove_desc(src, src + 4096, 4096, comp))
+    k.wait_completion(j, tid, comp)
+    cached = [key for key in fab.accel.device("dsa0").devtlb if key[0] == pasid]
+    assert cached
+    iotlb = dict(fab.iommu.iotlb)
+    # The invalidation cut short: the IOTLB dropped, the device never told.
+    fab.iommu._drop_iotlb(j, pasid, 0, 0)
+    assert fab.iommu.flush_device_tlbs(j) == len(cached)
+    assert not fab.accel.device("dsa0").devtlb
+    assert iotlb and not fab.iommu.iotlb
+    # Translations come back through the IOMMU, from the page table: the next copy works.
+    k.enqcmd(j, tid, portal, memmove_desc(src, src + 4096, 64, comp + 32))
+    rec = idxd.unpack_comp(k.wait_completion(j, tid, comp + 32).raw)
+    assert rec.status == idxd.DsaCompStatus.SUCCESS
+    assert any(key[0] == pasid for key in fab.accel.device("dsa0").devtlb)

@@ -3,8 +3,9 @@ checked after each one (hypothesis stateful testing, derandomized so CI is repea
 
 Each run picks a PASID policy and whether the PASID is freed early, then interleaves
 processes, threads, memory management, WQ files, scheduling, ENQCMD and MOVDIR64B of
-valid and invalid descriptors, fork/exec/exit, the per-thread registers, the device's
-configuration and clock, and IOTLB invalidation. A refused operation must change
+valid and invalid descriptors, fork/exec/exit, the per-thread registers, kernel FPU
+sequences on the cpu's event queue (``evq/cpu``) with whatever lands between their
+steps, the device's configuration and clock, and IOTLB invalidation. A refused operation must change
 nothing; every other one must be recorded: every part of the fold (kernel, physical
 memory, IOMMU, accelerator) must equal the model after every step.
 """
@@ -122,6 +123,16 @@ class Workload(RuleBasedStateMachine):
                 pass
         except SimError:
             pass
+
+    @rule(data=st.data())
+    def start_sequence(self, data: st.DataObject) -> None:
+        """StartSequence: kernel_fpu on the cpu's event queue (svasim.model.kernel.sequences)."""
+        self.do(self.k.start_sequence, data.draw(st.sampled_from(self.tids())), "kernel_fpu")
+
+    @rule(steps=st.sampled_from([None, 1, 2]), until=st.sampled_from([None, 0, 20000]))
+    def advance_cpu(self, steps: int | None, until: int | None) -> None:
+        """AdvanceCpu: fire the queue's entries (each step is an operation of its own)."""
+        self.do(self.k.advance_cpu, steps, until)
 
     @rule(data=st.data(), value=st.sampled_from([0, 0x55555554, 0xC, 1 << 32]))
     def write_pkru(self, data: st.DataObject, value: int) -> None:

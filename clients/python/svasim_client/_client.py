@@ -234,6 +234,19 @@ class Client:
         return self.cpu.Schedule(cpu_pb2.ScheduleRequest(tid=tid, cpu=cpu), timeout=self.timeout)
 
     @_unpacked
+    def start_sequence(self, tid: int, sequence: str = "kernel_fpu") -> cpu_pb2.StartSequenceResponse:
+        """Begin an interruptible kernel sequence in a running thread; ``advance_cpu`` runs its steps."""
+        return self.cpu.StartSequence(cpu_pb2.StartSequenceRequest(tid=tid, sequence=sequence), timeout=self.timeout)
+
+    @_unpacked
+    def advance_cpu(self, steps: int = 0, until_cycles: int = 0) -> cpu_pb2.AdvanceCpuResponse:
+        """Fire entries of the cpu's event queue: at most ``steps``, those due by
+        ``until_cycles``; with neither, all of them."""
+        return self.cpu.AdvanceCpu(
+            cpu_pb2.AdvanceCpuRequest(steps=steps, until_cycles=until_cycles), timeout=self.timeout
+        )
+
+    @_unpacked
     def enqcmd(self, tid: int, portal: int, descriptor: bytes) -> cpu_pb2.EnqcmdResponse:
         """Execute ENQCMD with a 64-byte descriptor."""
         return self.cpu.Enqcmd(

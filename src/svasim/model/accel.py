@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
+from operator import attrgetter
 
 from svasim.model import dsa_ops
 from svasim.model.costs import CostTable
@@ -473,11 +475,63 @@ _WQ_CONFIG_FIELDS = (
 
 #: The device fields a run of its engines changes (recorded by ``device.clock``).
 _DEVICE_STATE = ("now", "rr", "bytes_processed", "devtlb_hits", "devtlb_misses", "page_requests", "stall_cycles")
+#: Those fields of a device, as a tuple.
+_device_state = attrgetter(*_DEVICE_STATE)
 
 #: How many times one descriptor waits on page requests the PRQ could not take (each
 #: answered at once, see Iommu.prq_post) before the device gives up on the page as if
 #: refused. UNVERIFIED: no source bounds the retries; the bound keeps a run finite.
 PRQ_OVERFLOW_RETRIES = 16
+
+
+#: The fields of each 64-byte command decoded so far (a submitter's ring repeats a few),
+#: so that a submission builds its descriptor without decoding the bytes again.
+_DECODED: dict[bytes, dict[str, object]] = {}
+#: Completion records packed so far, by their fields (most descriptors end alike).
+_PACKED: dict[tuple[object, ...], bytes] = {}
+#: Past this many entries a cache starts again (bounded, whatever a run submits).
+_CACHE_LIMIT = 4096
+
+
+def _unpack_desc(command: bytes) -> idxd.DsaHwDesc:
+    """``idxd.unpack_desc(command)``: a new descriptor (the device may change its PASID)."""
+    if type(command) is not bytes:
+        return idxd.unpack_desc(command)  # not a key (a bytearray can change)
+    fields = _DECODED.get(command)
+    if fields is None:
+        desc = idxd.unpack_desc(command)
+        if len(_DECODED) >= _CACHE_LIMIT:
+            _DECODED.clear()
+        _DECODED[command] = {f: getattr(desc, f) for f in _DESC_FIELDS}
+        return desc
+    return idxd.DsaHwDesc(**fields)  # type: ignore[arg-type]
+
+
+_DESC_FIELDS = tuple(f.name for f in dataclass_fields(idxd.DsaHwDesc))
+
+
+def _pack_record(comp: dsa_ops.Completion) -> bytes:
+    """``idxd.pack_comp(comp.record())``: the 32 bytes of a completion record."""
+    if comp.dif_tags is not None:
+        return idxd.pack_comp(comp.record())
+    # Every field Completion.record() reads (dif_tags aside); ``bytes`` is not one.
+    key = (
+        comp.status,
+        comp.result,
+        comp.bytes_completed,
+        comp.fault_addr,
+        comp.write_fault,
+        comp.invalid_flags,
+        comp.delta_rec_size,
+        comp.crc_val,
+    )
+    packed = _PACKED.get(key)
+    if packed is None:
+        packed = idxd.pack_comp(comp.record())
+        if len(_PACKED) >= _CACHE_LIMIT:
+            _PACKED.clear()
+        _PACKED[key] = packed
+    return packed
 
 
 class _PageWait(Exception):
@@ -616,7 +670,7 @@ class _DeviceDma:
                 refused = True
                 break
             tr = self.accel._translate(self.journal, self.dev, self.pasid, address, length, write)
-        return dsa_ops.Span(address, length, write, tr, prs_refused=refused)
+        return dsa_ops.Span(address, length, write, tr, refused)
 
     def read(self, span: dsa_ops.Span, length: int) -> bytes:
         return self.accel._read(self.journal, span.xlate, length)
@@ -1103,7 +1157,7 @@ class Accel:
         # only when told).
         if dev.auto_run:
             self._run(journal, dev, cycles)
-        desc = idxd.unpack_desc(command)
+        desc = _unpack_desc(command)
         if wq_id >= len(dev.wqs) or prot not in (IDXD_PORTAL_UNLIMITED, IDXD_PORTAL_LIMITED):
             return self._refuse(journal, dev, None, "not an enqueue register", kind)
         wq = dev.wqs[wq_id]
@@ -1215,19 +1269,22 @@ class Accel:
     def _next_wq(self, dev: Device) -> WorkQueue | None:
         # Highest priority first; among equals, round robin from the last one served. A WQ
         # is served only by the engines of its group (GRPCFG): one without any waits.
-        # By id (a WQ's id is its index): ``wq in list`` would compare WorkQueue
-        # dataclasses field by field.
-        ready = {wq.id: wq.cfg.priority for wq in dev.wqs if wq.queue and dev.group_engines(wq.cfg.group_id)}
+        # A WQ's id is its index, from which the round robin counts. A group has engines
+        # exactly when its id is in ``engine_group`` (group_engines() is not built per WQ:
+        # this runs twice per descriptor).
+        engine_group = dev.engine_group
+        ready = [wq for wq in dev.wqs if wq.queue and wq.cfg.group_id >= 0 and wq.cfg.group_id in engine_group]
         if not ready:
             return None
-        best = max(ready.values())
         n = len(dev.wqs)
-        for i in range(n):
-            w = (dev.rr + i) % n
-            if ready.get(w) == best:
-                dev.rr = (w + 1) % n
-                return dev.wqs[w]
-        return None
+        if len(ready) == 1:
+            wq = ready[0]
+        else:
+            best = max(wq.cfg.priority for wq in ready)
+            rr = dev.rr
+            wq = min((wq for wq in ready if wq.cfg.priority == best), key=lambda wq: (wq.id - rr) % n)
+        dev.rr = (wq.id + 1) % n
+        return wq
 
     def _run(self, journal: Journal, dev: Device, until: int | None) -> int:
         """Run the device up to ``until`` (None: until it is idle).
@@ -1245,8 +1302,9 @@ class Accel:
         two transitions per descriptor and say nothing the record does not already hold.
         """
         executed = 0
-        seen = {k: getattr(dev, k) for k in _DEVICE_STATE}
+        seen = _device_state(dev)
         events = dev.events
+        engines = dev.engines
         while True:
             rr = dev.rr
             wq = self._next_wq(dev)
@@ -1255,7 +1313,8 @@ class Accel:
             if wq is not None:
                 free = [e for e in dev.group_engines(wq.cfg.group_id) if e not in dev.blocked]
                 if free:
-                    engine = min(free, key=lambda e: (dev.engines[e], e))
+                    # The earliest free, the lowest id among equals (min keeps the first).
+                    engine = min(free, key=engines.__getitem__)
                     qd = wq.queue[0]
                     start = max(dev.engines[engine], qd.accepted_at)
                     if qd.desc.opcode == idxd.DsaOpcode.DRAIN:
@@ -1271,6 +1330,7 @@ class Accel:
             if wq is None or start is None or (until is not None and start > until):
                 break
             wq.queue.popleft()
+            made = len(journal.transitions)
             try:
                 duration = self._execute(journal, dev, wq, qd, engine, start)
             except Exception:
@@ -1280,6 +1340,7 @@ class Accel:
                 # recorded as it happened; it runs again from its start.
                 wq.queue.appendleft(qd)
                 dev.rr = rr
+                self._requeued(journal, dev, wq, qd, made)
                 self._record_device(journal, dev, seen)
                 raise
             end = dev.engines[engine] if duration is None else self._engine_done(dev, engine, start, duration)
@@ -1303,10 +1364,35 @@ class Accel:
         return executed
 
     @staticmethod
-    def _record_device(journal: Journal, dev: Device, seen: dict[str, object]) -> None:
-        """One record of what changed of the device's clock, scheduler and counters."""
-        changed = {k: getattr(dev, k) for k in _DEVICE_STATE if getattr(dev, k) != seen[k]}
-        if changed:
+    def _requeued(journal: Journal, dev: Device, wq: WorkQueue, qd: QueuedDesc, made: int) -> None:
+        """Record a descriptor put back in its WQ after its record had changed as it ran
+        (its completion recorded before the DMA of its completion record failed): the
+        record goes back to the queued descriptor, as the WQ holds it again. ``made``:
+        how many transitions the journal held when the execution began."""
+        entity = f"desc/{dev.name}/{qd.id}"
+        changed: dict[str, object] = {}
+        for t in journal.transitions[made:]:
+            if t.entity == entity and t.after:
+                changed.update(t.after)
+        if not changed:
+            return
+        queued = {
+            "state": "queued",
+            "wq": wq.id,
+            "opcode": qd.desc.opcode,
+            "pasid": qd.desc.pasid,
+            "accepted_at": qd.accepted_at,
+        }
+        journal.emit(entity, "desc.requeue", {**queued, **changed}, None)
+        journal.emit(entity, "desc.requeue", None, queued)
+
+    @staticmethod
+    def _record_device(journal: Journal, dev: Device, seen: tuple[object, ...]) -> None:
+        """One record of what changed of the device's clock, scheduler and counters
+        (``seen``: :data:`_DEVICE_STATE` as the run found it)."""
+        now = _device_state(dev)
+        if now != seen:
+            changed = {k: v for k, v, old in zip(_DEVICE_STATE, now, seen, strict=True) if v != old}
             journal.emit(f"device/{dev.name}", "device.clock", None, changed)
 
     @staticmethod
@@ -1535,23 +1621,33 @@ class Accel:
         """
         if length == 0:
             return TranslateResult()
+        off = address & (PAGE_SIZE - 1)
+        if off + length <= PAGE_SIZE:
+            # Within one page, cached (the common case): what the loop below makes of it.
+            hit = dev.devtlb.get((pasid, address >> PAGE_SHIFT))
+            if hit is not None and (hit[1] or not write):
+                dev.devtlb_hits += 1
+                return TranslateResult([Translation(address, (hit[0] << PAGE_SHIFT) | off, length)])
         out = TranslateResult()
+        translations = out.translations
         va = address
         end = address + length
         tlb = dev.devtlb
+        hits = 0
         while va < end:
             hit = tlb.get((pasid, va >> PAGE_SHIFT))
             if hit is None or (write and not hit[1]):
                 break
             n = min(PAGE_SIZE - (va & (PAGE_SIZE - 1)), end - va)
             pa = (hit[0] << PAGE_SHIFT) | (va & (PAGE_SIZE - 1))
-            last = out.translations[-1] if out.translations else None
+            last = translations[-1] if translations else None
             if last is not None and last.physical + last.length == pa:
                 last.length += n
             else:
-                out.translations.append(Translation(va, pa, n))
-            dev.devtlb_hits += 1
+                translations.append(Translation(va, pa, n))
+            hits += 1
             va += n
+        dev.devtlb_hits += hits
         if va >= end:
             return out
         dev.devtlb_misses += 1
@@ -1598,6 +1694,10 @@ class Accel:
         return len(keys)
 
     def _read(self, journal: Journal, tr: TranslateResult, length: int) -> bytes:
+        ts = tr.translations
+        if len(ts) == 1 and 0 < length <= ts[0].length:
+            # One run (the common case): one read, nothing to assemble.
+            return bytes(self.host.dma_read(journal, ts[0].physical, length)[:length])
         out = bytearray()
         for t in tr.translations:
             if len(out) >= length:
@@ -1606,6 +1706,12 @@ class Accel:
         return bytes(out[:length])
 
     def _write(self, journal: Journal, tr: TranslateResult, data: bytes) -> None:
+        ts = tr.translations
+        if len(ts) == 1 and 0 < len(data) <= ts[0].length:
+            # One run (the common case): one write of the whole (a slice, as below: a
+            # bytearray is copied, bytes are not).
+            self.host.dma_write(journal, ts[0].physical, data[:])
+            return
         pos = 0
         for t in tr.translations:
             if pos >= len(data):
@@ -1660,7 +1766,7 @@ class Accel:
             return False
         if not flags & _RCR and status in _NOT_ERRORS:
             return True
-        self._write(journal, record, idxd.pack_comp(comp.record()))
+        self._write(journal, record, _pack_record(comp))
         return True
 
     def _log_error(

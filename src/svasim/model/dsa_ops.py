@@ -152,6 +152,10 @@ _WRITER: Final = int(OpFlag.CC | OpFlag.STORD | OpFlag.DRDBK | OpFlag.DSTS)
 #: [SPEC] Table 5-5: the operations whose result is only in the completion record need
 #: a record, so they require CRAV and RCR.
 _NEEDS_RECORD: Final = int(OpFlag.CRAV | OpFlag.RCR)
+# Plain ints: an int & an IntFlag goes through enum's Python-level __rand__.
+_CRAV: Final = int(OpFlag.CRAV)
+_FENCE: Final = int(OpFlag.FENCE)
+_BOF: Final = int(OpFlag.BOF)
 
 # ---------------------------------------------------------------------------------------
 # Results and ports
@@ -220,7 +224,9 @@ class Span:
     @property
     def covered(self) -> int:
         """Bytes from the start that translated."""
-        return min(self.xlate.covered, self.length)
+        ts = self.xlate.translations
+        # One run (the common case): its length, without a sum over the list.
+        return min(ts[0].length if len(ts) == 1 else self.xlate.covered, self.length)
 
     @property
     def complete(self) -> bool:
@@ -438,13 +444,18 @@ def crc16_t10dif(data: bytes, dif_flags: int = 0) -> int:
 # ---------------------------------------------------------------------------------------
 
 
+_NO_OP_SPECIFIC: Final = bytes(idxd.DSA_DESC_OP_SPECIFIC_SIZE)
+
+
 def _reserved_nonzero(desc: idxd.DsaHwDesc, op: Operation) -> bool:
     if desc.rsvd or desc.rsvd1:
         return True
-    base = idxd.DSA_DESC_OP_SPECIFIC_OFFSET
-    for i, byte in enumerate(desc.op_specific):
-        if byte and not any(base + i in r for r in op.op_specific):
-            return True
+    # All zero (most operations use none of it): no reserved byte is set.
+    if desc.op_specific != _NO_OP_SPECIFIC:
+        base = idxd.DSA_DESC_OP_SPECIFIC_OFFSET
+        for i, byte in enumerate(desc.op_specific):
+            if byte and not any(base + i in r for r in op.op_specific):
+                return True
     # The batch descriptor has no destination (dsa_prep_batch passes 0 there).
     return desc.opcode == DsaOpcode.BATCH and desc.dst_addr != 0
 
@@ -523,7 +534,7 @@ def check(desc: idxd.DsaHwDesc, wq: WqLimits, *, in_batch: bool = False) -> Comp
     (:attr:`Operation.check`).
     """
     flags = desc.flags
-    if flags & OpFlag.CRAV and desc.completion_addr % idxd.DSA_COMP_ALIGN:
+    if flags & _CRAV and desc.completion_addr % idxd.DSA_COMP_ALIGN:
         # The record cannot be written; the caller reports this through SWERR.
         return Completion(DsaCompStatus.CRA_ALIGN)
     op = OPERATIONS.get(desc.opcode)
@@ -538,12 +549,12 @@ def check(desc: idxd.DsaHwDesc, wq: WqLimits, *, in_batch: bool = False) -> Comp
     if not in_batch:
         # [SPEC] 8.1.3: Fence is reserved in a descriptor submitted directly to a WQ
         # (5.4 gives it as the example of an invalid flag); it orders within a batch.
-        invalid |= flags & OpFlag.FENCE
-    if flags & OpFlag.BOF and not wq.block_on_fault:
+        invalid |= flags & _FENCE
+    if flags & _BOF and not wq.block_on_fault:
         # UNVERIFIED: with WQCFG block-on-fault disabled the descriptor's BOF is taken as
         # reserved. [ACFG] sets BOF only when the WQ has block_on_fault, as software must
         # if the device rejects it.
-        invalid |= int(OpFlag.BOF)
+        invalid |= _BOF
     # [SPEC] Table 5-5: flags the operation requires; 5.4 makes a required flag that is
     # clear an invalid-flags error like a reserved one that is set (UNVERIFIED: that
     # ``invalid_flags`` then names the missing bits).
@@ -1251,7 +1262,7 @@ def batch(desc: idxd.DsaHwDesc, dma: Dma, runner: BatchRunner) -> Completion:
     done = readable
     for i in range(readable):
         sub = idxd.unpack_desc(raw[i * idxd.DSA_DESC_SIZE : (i + 1) * idxd.DSA_DESC_SIZE])
-        if sub.flags & OpFlag.FENCE and failed:
+        if sub.flags & _FENCE and failed:
             done = i
             break
         if not runner.run(i, sub):

@@ -16,11 +16,15 @@ responses, at most one per engine (an engine's completion changes nothing when i
 so it is the engine's ``busy_until``, not an entry: see ``Accel._run``). The queues stay
 that short, so recording the list whole is cheap and keeps the fold trivial.
 
-The cpu service has no queue: its interruptible kernel sequences (``kernel_fpu_section``
-and the explorer's scenarios) are generators that run whole inside one request, and a
-point between two steps is a place in the code, not a time. An entry that resumed one
-later would have to be model state that the record folds to (a generator is not), and a
-request would no longer run whole, as replay requires.
+The cpu service has one queue too (``evq/cpu``, :mod:`svasim.model.kernel.sequences`):
+its interruptible kernel sequences (``kernel_fpu``: kernel_fpu_begin ... kernel_fpu_end)
+are explicit step tables, and the next step of each is an entry, so a point between two
+steps is a time and recorded state, not a place in suspended code. ``StartSequence``
+schedules a sequence's first step, ``AdvanceCpu`` fires entries, and whatever another CPU
+does in between (an IPI that lands on the CPU in the sequence) happens at that point;
+each request still runs whole, as replay requires. Its entries carry the CPU and the
+thread; at most one per CPU is pending. Its clock is recorded with its entries (no CPU
+owns it: each keeps cycles of its own).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 A scenario sets up a fabric and runs a kernel sequence on one CPU (for example a
 syscall inside ``kernel_fpu_begin``) while another CPU does something that sends IPIs
-(a PASID allocation). The sequence yields at each interruptible point; the explorer
-places the other CPU's action at one of them, chosen from a seed (the same seed gives
-the same run), or at every one of them in turn. The result lists the invariant
+(a PASID allocation). The sequence runs step by step from the cpu's event queue
+(:mod:`svasim.model.kernel.sequences`); the explorer fires its entries up to one of
+its interruptible points and places the other CPU's action there, chosen from a seed
+(the same seed gives the same run), or at every one of them in turn. The result lists the invariant
 violations the kernel recorded, so a defect shows up as a violation for some seeds
 under one policy and never under another.
 
@@ -156,28 +157,27 @@ def _fpu_setup(s: _Setting, transitions: list[Transition] | None) -> tuple[Model
 
 
 def ipi_during_kernel_fpu(s: _Setting) -> ExploreResult:
-    """Thread T2 is in a kernel FPU section on CPU 1 when T1 on CPU 0 allocates the PASID."""
-    # A first pass counts the section's interruptible points; the second stops at one.
+    """Thread T2 is in a kernel FPU section on CPU 1 when T1 on CPU 0 allocates the PASID.
+
+    The section is the ``kernel_fpu`` sequence on the cpu's event queue: started, then
+    ``at`` of its entries fired (each runs one step), then CPU 0 opens the WQ (whose IPI
+    lands on CPU 1 at that point), then the queue is drained.
+    """
+    # A first pass counts the section's steps; the second stops after ``at`` of them.
     fab, j, pid, t1, t2, comp = _fpu_setup(s, None)
-    npoints = sum(1 for _ in fab.kernel.kernel_fpu_section(j, t2))
+    fab.kernel.start_sequence(j, t2, "kernel_fpu")
+    npoints = len(fab.kernel.advance_cpu(j))
     transitions: list[Transition] = []
     fab, j, pid, t1, t2, comp = _fpu_setup(s, transitions)
     k = fab.kernel
     at = s.choose(npoints + 1)
-    seq = k.kernel_fpu_section(j, t2)
-    # The generator stops at its at-th yield (from 0); the last choice lets it finish.
-    for _ in range(at):
-        next(seq)
-    if at < npoints:
-        name = next(seq)
-    else:
-        name = "after the section"
-        for _ in seq:
-            pass
+    k.start_sequence(j, t2, "kernel_fpu")
+    # Firing every entry finishes the section: the last choice acts after it.
+    k.advance_cpu(j, steps=at)
+    name = k.cpus[k.tasks[t2].cpu].in_sequence if at < npoints else "after the section"
     _at_point(j, "ipi-during-kernel-fpu", at, name)
     portal = k.open_wq(j, pid, "dsa0", 0)[0]
-    for _ in seq:
-        pass
+    k.advance_cpu(j)
     res = ExploreResult("ipi-during-kernel-fpu", s.policy, at, name)
     for label, tid, slot in (("T1", t1, 0), ("T2", t2, 32)):
         if k.tasks[tid].exited:

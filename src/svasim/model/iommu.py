@@ -386,6 +386,26 @@ class Iommu:
         for name in sorted(devices):
             self.ats.invalidate_devtlb(journal, name, pasid, address, length)
 
+    def flush_device_tlbs(self, journal: Journal) -> int:
+        """Invalidate every device TLB entry of every allocated PASID, on every device
+        behind this IOMMU (descriptor type 8 per PASID, the whole PASID); returns the
+        entries dropped.
+
+        An IOMMU that restarts does this before it serves: an invalidation its previous
+        incarnation began (its own IOTLB entries dropped and recorded) may have died
+        before the device-TLB call, so a device could still hold a translation the IOMMU
+        no longer does. Dropping cached translations is always allowed (a device TLB is a
+        cache: PCIe ATS invalidation), so the flush is safe whatever the previous
+        incarnation got to.
+        """
+        if self.ats is None:
+            return 0
+        dropped = 0
+        for name in sorted(self.devices):
+            for pasid in sorted(self.pasid_mm):
+                dropped += self.ats.invalidate_devtlb(journal, name, pasid, 0, 0)
+        return dropped
+
     def _drop_iotlb(self, journal: Journal, pasid: int, address: int, length: int) -> int:
         keys = cached_pages(self.iotlb, pasid, address, length)
         for k in keys:

@@ -54,7 +54,8 @@ class CpuState:
     next_asid: int = 0
     ldt_gen: tuple[int, int] = (0, 0)  # (mm, ldt generation) loaded
     cycles: int = 0
-    # The interruptible point a kernel sequence on this CPU is at (for the explorer).
+    # The interruptible point of the kernel sequence its current thread is in, "" for
+    # none (svasim.model.kernel.sequences; exported and recorded with the CPU).
     in_sequence: str = ""
 
     @property

@@ -360,6 +360,13 @@ class PhysicalMemory:
         """Read bytes; a read of a frame that does not exist is a bus error (ValueError),
         found before anything is copied (so a huge length costs no more than the frames
         that exist)."""
+        off = physical & (PAGE_SIZE - 1)
+        if 0 < length <= PAGE_SIZE - off:
+            # Within one frame (the common case): one copy, no assembly.
+            frame = self.frames.get(physical >> PAGE_SHIFT)
+            if frame is None:
+                raise ValueError(f"physical address {physical:#x} is not backed by memory")
+            return bytes(memoryview(frame)[off : off + length])
         end = physical + length
         pfn = physical >> PAGE_SHIFT
         last = (end - 1) >> PAGE_SHIFT
@@ -379,6 +386,14 @@ class PhysicalMemory:
 
     def write(self, physical: int, data: bytes) -> None:
         """Write bytes; every frame touched must exist (checked before any byte changes)."""
+        off = physical & (PAGE_SIZE - 1)
+        if 0 < len(data) <= PAGE_SIZE - off:
+            # Within one frame (the common case).
+            frame = self.frames.get(physical >> PAGE_SHIFT)
+            if frame is None:
+                raise ValueError(f"physical address {physical & ~(PAGE_SIZE - 1):#x} is not backed by memory")
+            frame[off : off + len(data)] = data
+            return
         end = physical + len(data)
         for pfn in range(physical >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1 if data else 0):
             if pfn not in self.frames:

@@ -65,9 +65,15 @@ PARTS: dict[str, str] = {
 }
 
 
+#: The kernel's own event queue (its sequences' steps); every other ``evq/`` is a device's.
+CPU_QUEUE = "evq/cpu"
+
+
 def part_of(entity: str) -> str:
     """The part of the fabric an entity belongs to ("kernel", "iommu", "accel",
     "memory"), or "other" for entities that hold no model state (``client``)."""
+    if entity == CPU_QUEUE:
+        return "kernel"
     return PARTS.get(entity.split("/", 1)[0], "other")
 
 
@@ -101,9 +107,12 @@ def vma_fields(vma: Vma, file: WqFile | None) -> dict[str, Any]:
 
 
 def kernel_state(kernel: Kernel) -> State:
-    """CPUs, processes (mm, mappings, PTEs, WQ files), threads and invariant counts."""
+    """CPUs, the kernel's event queue (``evq/cpu``), processes (mm, mappings, PTEs, WQ
+    files), threads and invariant counts."""
     out: State = {c.entity: kernel.cpu_fields(c) for c in kernel.cpus}
     out["kernel"] = {"next_fp_token": kernel.next_fp_token}
+    # The event queue of the kernel's sequences: its clock and its pending steps.
+    out[kernel.events.entity] = kernel.events.fields()
     for proc in kernel.processes.values():
         out[proc.entity] = process_fields(proc)
         for vma in proc.aspace.vmas:

@@ -18,6 +18,7 @@ and gets back the seq of the input that recorded it (``svasim-input-seq``).
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import functools
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import any_pb2, descriptor, duration_pb2
 from google.protobuf.json_format import MessageToDict
 from google.rpc import error_details_pb2, status_pb2
 
@@ -153,19 +154,33 @@ class RequestGate:
         retries.append(now + delay)
         return delay
 
-    @contextlib.contextmanager
-    def turn(self) -> Iterator[None]:
+    def turn(self) -> _Turn:
         """Wait for this request's turn, or raise Saturated/DeadlineExceeded."""
-        if not self._turn.acquire(blocking=False):
-            self._wait()
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            held = time.monotonic() - started
-            self._turn.release()
-            with self._lock:
-                self.hold += (held - self.hold) / 8
+        return _Turn(self)
+
+
+class _Turn:
+    """One request's turn through a :class:`RequestGate`, for a ``with`` block (a class,
+    not a generator: every client request takes one)."""
+
+    __slots__ = ("gate", "started")
+
+    def __init__(self, gate: RequestGate) -> None:
+        self.gate = gate
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        gate = self.gate
+        if not gate._turn.acquire(blocking=False):
+            gate._wait()
+        self.started = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        gate = self.gate
+        held = time.monotonic() - self.started
+        gate._turn.release()
+        with gate._lock:
+            gate.hold += (held - gate.hold) / 8
 
 
 def cause_from_metadata(metadata: Any) -> int | None:
@@ -436,13 +451,26 @@ class ParseRequests(grpc.ServerInterceptor):
     get INVALID_ARGUMENT with an ErrorInfo (``MALFORMED_MESSAGE``) instead of grpcio's
     INTERNAL "Exception deserializing request!"."""
 
+    def __init__(self) -> None:
+        # method -> (the handler it had, the handler made of it): a method's handler is
+        # the same object from call to call, so each is wrapped once, not on every call.
+        self._made: dict[str, tuple[Any, Any]] = {}
+
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         """The method's handler, taking raw bytes and parsing them itself."""
         handler = continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None or handler.stream_unary is not None:
             return handler
-        parse = handler.request_deserializer
         method = handler_call_details.method
+        made = self._made.get(method)
+        if made is not None and made[0] is handler:
+            return made[1]
+        wrapped = self._wrap(handler, method)
+        self._made[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: Any, method: str) -> Any:
+        parse = handler.request_deserializer
         if handler.stream_stream is not None:
             inner_ss = handler.stream_stream
 
@@ -497,6 +525,67 @@ class ParseRequests(grpc.ServerInterceptor):
         return grpc.unary_stream_rpc_method_handler(
             unary_stream, request_deserializer=None, response_serializer=handler.response_serializer
         )
+
+
+_FD = descriptor.FieldDescriptor
+_INT64_TYPES = (_FD.CPPTYPE_INT64, _FD.CPPTYPE_UINT64)
+_FLAT_TYPES = (_FD.CPPTYPE_INT32, _FD.CPPTYPE_UINT32, _FD.CPPTYPE_BOOL, _FD.CPPTYPE_STRING, *_INT64_TYPES)
+_PLAIN, _INT64, _BYTES, _MESSAGE = 0, 1, 2, 3
+#: Per message type, how request_record builds its dict: (name, encoding, has presence)
+#: of each field in number order; None for a type with other fields (repeated, maps,
+#: enums, floats, well-known types: MessageToDict encodes those).
+_PLANS: dict[type, tuple[tuple[str, int, bool], ...] | None] = {}
+
+
+def _plan(desc: Any) -> tuple[tuple[str, int, bool], ...] | None:
+    fields = sorted(desc.fields, key=lambda f: f.number)
+    plan = []
+    for f in fields:
+        if f.is_repeated or f.is_extension:
+            return None
+        if f.cpp_type == _FD.CPPTYPE_MESSAGE:
+            if f.message_type.full_name.startswith("google.protobuf."):
+                return None  # a well-known type: a JSON form of its own
+            encoding = _MESSAGE
+        elif f.cpp_type in _INT64_TYPES:
+            encoding = _INT64
+        elif f.type == _FD.TYPE_BYTES:
+            encoding = _BYTES
+        elif f.cpp_type in _FLAT_TYPES:
+            encoding = _PLAIN
+        else:
+            return None  # enums (by name) and floats (shortest form)
+        plan.append((f.name, encoding, bool(f.has_presence)))
+    return tuple(plan)
+
+
+def request_record(message: Any) -> dict[str, Any]:
+    """The request as its input records it: ``MessageToDict(message,
+    preserving_proto_field_name=True)``, the same dict, built directly for a message of
+    plain fields (integers, bools, strings, bytes: most requests), a few times faster.
+
+    As the ProtoJSON mapping has it: fields in number order, a field without presence
+    left out at its default and one with presence when not set, 64-bit integers as
+    decimal strings, bytes in base64."""
+    kind = type(message)
+    if kind in _PLANS:
+        plan = _PLANS[kind]
+    else:
+        plan = _PLANS[kind] = _plan(message.DESCRIPTOR)
+    if plan is None:
+        return MessageToDict(message, preserving_proto_field_name=True)
+    out: dict[str, Any] = {}
+    for field, encoding, presence in plan:
+        value = getattr(message, field)
+        if message.HasField(field) if presence else value:
+            if encoding == _INT64:
+                value = str(value)
+            elif encoding == _BYTES:
+                value = base64.b64encode(value).decode("ascii")
+            elif encoding == _MESSAGE:
+                value = request_record(value)
+            out[field] = value
+    return out
 
 
 def rpc(fn: F) -> F:
@@ -592,7 +681,7 @@ def run_change(
         # the message was decoded from that very dict.
         record = getattr(context, "recorded_request", None)
         if record is None:
-            record = MessageToDict(request, preserving_proto_field_name=True)
+            record = request_record(request)
 
         def answer_seq(inp: Transition) -> None:
             if inp.seq is not None:

@@ -15,9 +15,11 @@ import grpc
 from svasim.model import accel as accel_model
 from svasim.model.costs import CostTable
 from svasim.model.errors import InvalidArgument
+from svasim.model.events import Event
 from svasim.model.journal import Journal
 from svasim.model.kernel import EnqcmdOutcome, EnqcmdResult, Kernel, Process, Task
 from svasim.model.kernel.native import NativeFactory
+from svasim.model.kernel.sequences import FiredStep
 from svasim.model.memory import DEFAULT_MEMORY_SIZE
 from svasim.model.ports import AccelPort, IommuPort
 from svasim.rpc import idxd_convert
@@ -93,8 +95,8 @@ def process_pb(p: Process) -> cpu_pb2.Process:
     )
 
 
-def thread_pb(t: Task) -> cpu_pb2.Thread:
-    """A thread as a message."""
+def thread_pb(t: Task, sequence_point: str = "") -> cpu_pb2.Thread:
+    """A thread as a message (with the point of the kernel sequence it is in, if any)."""
     return cpu_pb2.Thread(
         tid=t.tid,
         pid=t.pid,
@@ -104,6 +106,22 @@ def thread_pb(t: Task) -> cpu_pb2.Thread:
         gp_faults=t.gp_faults,
         enqcmds=t.enqcmds,
         exited=t.exited,
+        sequence_point=sequence_point,
+    )
+
+
+def pending_pb(e: Event) -> cpu_pb2.PendingStep:
+    """A step waiting on the cpu's event queue as a message."""
+    a = e.args
+    return cpu_pb2.PendingStep(
+        time=e.time, eid=e.eid, cpu=a["cpu"], tid=a["tid"], sequence=a["sequence"], step=a["step"]
+    )
+
+
+def fired_pb(f: FiredStep) -> cpu_pb2.FiredStep:
+    """A step a fired entry ran as a message."""
+    return cpu_pb2.FiredStep(
+        time=f.time, cpu=f.cpu, tid=f.tid, sequence=f.sequence, step=f.step, name=f.name, point=f.point
     )
 
 
@@ -278,7 +296,11 @@ class CpuServicer(Servicer, cpu_pb2_grpc.CpuServiceServicer):
 
     @rpc
     def GetThread(self, request: cpu_pb2.GetThreadRequest, context: grpc.ServicerContext) -> cpu_pb2.GetThreadResponse:
-        return cpu_pb2.GetThreadResponse(thread=self._read(lambda: thread_pb(self.k.task(request.tid))))
+        def read() -> cpu_pb2.Thread:
+            task = self.k.task(request.tid)
+            return thread_pb(task, self.k.sequence_point(task))
+
+        return cpu_pb2.GetThreadResponse(thread=self._read(read))
 
     @rpc
     def Schedule(self, request: cpu_pb2.ScheduleRequest, context: grpc.ServicerContext) -> cpu_pb2.ScheduleResponse:
@@ -396,6 +418,31 @@ class CpuServicer(Servicer, cpu_pb2_grpc.CpuServiceServicer):
             return task.kthread is False and self.k.processes[task.pid].exited
 
         return cpu_pb2.ExitThreadResponse(process_exited=self._change(context, "ExitThread", request, run))
+
+    @rpc
+    def StartSequence(
+        self, request: cpu_pb2.StartSequenceRequest, context: grpc.ServicerContext
+    ) -> cpu_pb2.StartSequenceResponse:
+        def run(j: Journal) -> tuple[str, Event]:
+            first = self.k.start_sequence(j, request.tid, request.sequence)
+            return self.k.sequence_point(self.k.tasks[request.tid]), first
+
+        point, first = self._change(context, "StartSequence", request, run)
+        return cpu_pb2.StartSequenceResponse(point=point, first=pending_pb(first))
+
+    @rpc
+    def AdvanceCpu(
+        self, request: cpu_pb2.AdvanceCpuRequest, context: grpc.ServicerContext
+    ) -> cpu_pb2.AdvanceCpuResponse:
+        def run(j: Journal) -> cpu_pb2.AdvanceCpuResponse:
+            fired = self.k.advance_cpu(j, request.steps or None, request.until_cycles or None)
+            queue = self.k.events
+            return cpu_pb2.AdvanceCpuResponse(
+                fired=[fired_pb(f) for f in fired], pending=[pending_pb(e) for e in queue.pending()], now=queue.now
+            )
+
+        response: cpu_pb2.AdvanceCpuResponse = self._change(context, "AdvanceCpu", request, run)
+        return response
 
     @rpc
     def GetCounters(

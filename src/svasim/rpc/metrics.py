@@ -27,7 +27,6 @@ health watcher (:mod:`svasim.rpc.health`) tells a wedged service.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import threading
 import time
@@ -107,6 +106,24 @@ class _Call:
         m.handled(code).inc()
         m.handling.observe(time.monotonic() - self.started)
         m.in_flight.dec()
+
+
+class _WriteTimer:
+    """Times one store write (a class, not a generator: every acknowledged request makes one)."""
+
+    __slots__ = ("metrics", "start")
+
+    def __init__(self, metrics: FabricMetrics) -> None:
+        self.metrics = metrics
+        self.start = 0.0
+
+    def __enter__(self) -> None:
+        self.start = time.monotonic()
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        m = self.metrics
+        m._last_write_ok = kind is None
+        m.commit_seconds.observe(time.monotonic() - self.start)
 
 
 class FabricMetrics:
@@ -215,19 +232,10 @@ class FabricMetrics:
         if hasattr(recorder, "write_observer"):
             recorder.write_observer = self.observe_write
 
-    @contextlib.contextmanager
-    def observe_write(self, transitions: int) -> Iterator[None]:
-        """Time one store write of ``transitions`` transitions and note whether it failed."""
-        start = time.monotonic()
-        try:
-            yield
-        except BaseException:
-            self._last_write_ok = False
-            raise
-        else:
-            self._last_write_ok = True
-        finally:
-            self.commit_seconds.observe(time.monotonic() - start)
+    def observe_write(self, transitions: int) -> _WriteTimer:
+        """Time one store write of ``transitions`` transitions and note whether it failed
+        (a ``with`` block around the write)."""
+        return _WriteTimer(self)
 
     @property
     def last_write_ok(self) -> bool | None:
@@ -277,6 +285,8 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         self._metrics = metrics
         self._listener = listener
         self._methods: dict[tuple[str, str], _Method] = {}
+        # method -> (the handler it had, the handler made of it).
+        self._made: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def intercept_service(
         self,
@@ -284,12 +294,19 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         """The method's handler, wrapped so that each call is counted and timed."""
-        # Wrapped anew for every call: an inner interceptor may hand out another handler
-        # from one call to the next (a refusal while the process recovers, say).
         handler = continuation(handler_call_details)
         if handler is None:  # an unknown method: gRPC answers UNIMPLEMENTED itself
             return None
-        return self._wrap(handler, handler_call_details.method)
+        # Wrapped once per handler: an inner interceptor may hand out another handler from
+        # one call to the next (a refusal while the process recovers, say), which is then
+        # wrapped anew; the same handler again gets the same wrapper.
+        method = handler_call_details.method
+        made = self._made.get(method)
+        if made is not None and made[0] is handler:
+            return made[1]
+        wrapped = self._wrap(handler, method)
+        self._made[method] = (handler, wrapped)
+        return wrapped
 
     def _method(self, grpc_type: str, method: str) -> _Method:
         """The metrics of ``method``, looked up once (a race only builds the same twice)."""

@@ -1,7 +1,8 @@
 """The host kernel: logical CPUs, processes (mm), threads (tasks), memory and kernel paths.
 
 Each module is named after the Linux code it models and says which functions it
-follows; :class:`Kernel` composes them. Each public operation takes a
+follows; ``sequences`` composes them (the other modules under it) and :class:`Kernel`
+makes its public methods operations. Each public operation takes a
 :class:`~svasim.model.journal.Journal`, changes state, emits its transitions and
 charges its cycles to the CPU that runs it (and to counters per CPU, per thread and
 per run). Nothing here knows about gRPC, databases, threads or the wall clock.
@@ -21,6 +22,8 @@ per run). Nothing here knows about gRPC, databases, threads or the wall clock.
 ``traps``        arch/x86/kernel/traps.c: #GP, SIGSEGV, #NM/XFD
 ``idxd_cdev``    drivers/dma/idxd/cdev.c: open/mmap/release of a WQ
 ``enqcmd``       ENQCMD, ENQCMDS, MOVDIR64B, polling a completion record
+``sequences``    interruptible sequences (kernel_fpu_begin ... kernel_fpu_end) on the
+                 kernel's event queue, and what a thread inside one cannot do
 ===============  ==================================================================
 
 The task, mm and CPU state types are in :mod:`svasim.model.kernel_state`, which the
@@ -43,11 +46,8 @@ from typing import Any, TypeVar
 
 from svasim.model.journal import Journal
 from svasim.model.kernel.core import KernelCore
-from svasim.model.kernel.enqcmd import Enqcmd as _Enqcmd
 from svasim.model.kernel.enqcmd import EnqcmdOutcome, EnqcmdResult, WaitResult
-from svasim.model.kernel.exec import Exec as _Exec
-from svasim.model.kernel.kthread import Kthread as _Kthread
-from svasim.model.kernel.process import ContextSwitch as _ContextSwitch
+from svasim.model.kernel.sequences import Sequences as _Sequences
 from svasim.model.kernel_state import CpuState, Process, Task
 
 K = TypeVar("K", bound=type[KernelCore])
@@ -86,8 +86,9 @@ def _recorded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 #: Public methods that take a journal but are steps of an operation, not operations, or
-#: a device's write, which changes nothing the end of an operation records.
-_NOT_OPERATIONS = frozenset({"enter_op", "leave_op", "violation", "dma_write"})
+#: a device's write, which changes nothing the end of an operation records, or made of
+#: operations of their own (each entry ``advance_cpu`` fires is one).
+_NOT_OPERATIONS = frozenset({"enter_op", "leave_op", "violation", "dma_write", "advance_cpu"})
 
 
 def _record_operations(cls: K) -> K:
@@ -103,7 +104,7 @@ def _record_operations(cls: K) -> K:
 
 
 @_record_operations
-class Kernel(_Exec, _Kthread, _ContextSwitch, _Enqcmd):
+class Kernel(_Sequences):
     """The host's CPUs, processes, threads and memory, and the kernel's paths."""
 
 

@@ -10,8 +10,6 @@ record, never silently, a state that a correct kernel could not reach.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from svasim.model.costs import CostTable
@@ -81,7 +79,7 @@ def _task_sig(t: Task) -> tuple[Any, ...]:
 def _cpu_sig(c: CpuState) -> tuple[Any, ...]:
     # Everything cpu_fields reads but the loaded mm's pgd, which only cr3.write changes.
     return (c.current, c.regs["pasid"], c.regs["fp"], c.regs["tile"], c.fpregs_owner, c.pkru, c.kernel_gs_base,
-            c.xfd_armed, c.loaded_mm, tuple(c.asids), c.next_asid, c.ldt_gen, c.cycles)  # fmt: skip
+            c.xfd_armed, c.loaded_mm, tuple(c.asids), c.next_asid, c.ldt_gen, c.cycles, c.in_sequence)  # fmt: skip
 
 
 def file_fields(file: WqFile) -> dict[str, Any]:
@@ -91,7 +89,28 @@ def file_fields(file: WqFile) -> dict[str, Any]:
 
 def changed(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """The fields of ``new`` whose value is not the one in ``old``."""
-    return {k: v for k, v in new.items() if k not in old or old[k] != v}
+    return {k: v for k, v in new.items() if old.get(k, _ABSENT) != v}
+
+
+#: A value no field holds (what ``changed`` compares an absent field as).
+_ABSENT = object()
+
+
+class _KernelPath:
+    """The context of :meth:`KernelCore.kernel_path` (a class: cheaper than a generator)."""
+
+    __slots__ = ("kernel", "path", "outer")
+
+    def __init__(self, kernel: KernelCore, path: str) -> None:
+        self.kernel = kernel
+        self.path = path
+        self.outer = ""
+
+    def __enter__(self) -> None:
+        self.outer, self.kernel.path = self.kernel.path, self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.kernel.path = self.outer
 
 
 class KernelCore:
@@ -152,7 +171,8 @@ class KernelCore:
 
     # -- the record of per-CPU and per-task state ----------------------------------------------
     def cpu_fields(self, cpu: CpuState) -> dict[str, Any]:
-        """A logical CPU's registers, switching state and clock as transitions record them."""
+        """A logical CPU's registers, switching state and clock as transitions record them,
+        and the point of the kernel sequence it is in ("" for none)."""
         mm = self.processes.get(cpu.loaded_mm) if cpu.loaded_mm else None
         return {
             "current": cpu.current,
@@ -169,6 +189,7 @@ class KernelCore:
             "next_asid": cpu.next_asid,
             "ldt": list(cpu.ldt_gen),
             "cycles": cpu.cycles,
+            "in_sequence": cpu.in_sequence,
         }
 
     def memory_fields(self) -> dict[str, Any]:
@@ -215,7 +236,9 @@ class KernelCore:
                 continue
             self.task_sigs[tid] = sig
             now = task_fields(task)
-            diff = changed(self.recorded_tasks.get(tid, {}), now)
+            old = self.recorded_tasks.get(tid, {})
+            # Equal as a whole (the op's own transitions recorded the change): no diff.
+            diff = changed(old, now) if now != old else None
             if diff:
                 self.recorded_tasks[tid] = now
                 journal.emit(task.entity, "thread.state", None, diff)
@@ -254,19 +277,24 @@ class KernelCore:
         """Charge modelled cycles to a CPU (and its current thread), by category."""
         if cycles:
             cpu.cycles += cycles
-            self.count(cpu, task, "cycles", cycles)
-            self.count(cpu, task, f"cycles.{what}", cycles)
-            self.count(cpu, task, f"path.{self.path}", cycles)
+            # count() of each of the three names, in one pass (every instruction charges).
+            names = ("cycles", f"cycles.{what}", f"path.{self.path}")
+            stats = self.stats
+            for name in names:
+                stats[name] += cycles
+            counters = self.counters
+            for owner in (cpu, task):
+                if owner is not None:
+                    c = counters.get(owner.entity)
+                    if c is None:
+                        c = counters[owner.entity] = Counter()
+                    for name in names:
+                        c[name] += cycles
         return cycles
 
-    @contextmanager
-    def kernel_path(self, path: str) -> Iterator[None]:
+    def kernel_path(self, path: str) -> _KernelPath:
         """Charge the cycles of the enclosed code to ``path`` (paths nest)."""
-        outer, self.path = self.path, path
-        try:
-            yield
-        finally:
-            self.path = outer
+        return _KernelPath(self, path)
 
     # -- lookup ----------------------------------------------------------------------------
     def current(self, cpu: CpuState) -> Task | None:

@@ -7,7 +7,8 @@
 - ``switch_fpu_return()`` on the way to user mode: XRSTORS, skipped when the task comes
   back to the CPU whose registers it still owns (``fpregs_state_valid``:
   ``fpu_fpregs_owner_ctx`` and ``fpu->last_cpu``).
-- ``kernel_fpu_begin()``/``kernel_fpu_end()``: in-kernel SIMD, an interruptible sequence.
+- ``kernel_fpu_begin()``/``kernel_fpu_end()``: in-kernel SIMD, an interruptible sequence
+  (its steps are here; :mod:`svasim.model.kernel.sequences` orders and runs them).
 - IA32_PASID is XSAVE supervisor component 10: a WRMSR writes the live register and the
   task's buffer holds it while the task is switched out. XSAVES and XRSTORS pay for the
   component only when it is not in its init state (IA32_PASID != 0).
@@ -15,8 +16,6 @@
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 from svasim.model.journal import Journal
 from svasim.model.kernel.smp import Smp
@@ -130,28 +129,28 @@ class Fpu(Smp):
         proc.amx_permitted = True
         journal.emit(proc.entity, "xcomp_perm", None, {"amx_permitted": True})
 
-    def kernel_fpu_section(self, journal: Journal, tid: int) -> Iterator[str]:
-        """A syscall that uses SIMD in the kernel: kernel_fpu_begin() ... kernel_fpu_end().
+    # -- kernel_fpu_begin() / kernel_fpu_end(): the steps of the ``kernel_fpu`` sequence -------
+    # Each is one stretch of arch/x86/kernel/fpu/core.c between two points where an
+    # interrupt may land; :mod:`svasim.model.kernel.sequences` holds the table that orders
+    # them and runs them (as a generator or from the cpu's event queue).
+    def _kfpu_begin(self, journal: Journal, cpu: CpuState, task: Task) -> None:
+        """kernel_fpu_begin_mask() entry: fpregs_lock() (preemption off), in_kernel_fpu set."""
 
-        A generator: it yields at each point where an interrupt may land (IRQs stay
-        enabled; fpregs_lock only disables bottom halves and preemption). The caller
-        (the interleaving explorer) decides what runs at each point; exhausting it
-        runs the section without interruption.
-        """
-        task, cpu = self.running_task(tid)
-        cpu.in_sequence = "kernel_fpu_begin:entry"
-        yield cpu.in_sequence
-        if not task.tif_need_fpu_load:
-            task.tif_need_fpu_load = True  # set_thread_flag(TIF_NEED_FPU_LOAD)
-            cpu.in_sequence = "kernel_fpu_begin:tif_set"
-            yield cpu.in_sequence
-            self._xsaves(cpu, task, journal)  # save_fpregs_to_fpstate
-            task.last_cpu = cpu.id
-            cpu.in_sequence = "kernel_fpu_begin:saved"
-            yield cpu.in_sequence
-        cpu.fpregs_owner = 0  # __cpu_invalidate_fpregs_state
+    def _kfpu_set_need_load(self, journal: Journal, cpu: CpuState, task: Task) -> None:
+        """``set_thread_flag(TIF_NEED_FPU_LOAD)`` (only when it was clear)."""
+        task.tif_need_fpu_load = True
+
+    def _kfpu_save(self, journal: Journal, cpu: CpuState, task: Task) -> None:
+        """``save_fpregs_to_fpstate(&current->thread.fpu)``: XSAVES into the task's buffer."""
+        self._xsaves(cpu, task, journal)
+        task.last_cpu = cpu.id
+
+    def _kfpu_invalidate(self, journal: Journal, cpu: CpuState, task: Task) -> None:
+        """``__cpu_invalidate_fpregs_state()``; the kernel's SIMD code then owns the registers."""
+        cpu.fpregs_owner = 0
         cpu.regs["fp"] = KERNEL_FP_TOKEN
-        cpu.in_sequence = "kernel_fpu:in_use"
-        yield cpu.in_sequence
-        cpu.in_sequence = ""
+
+    def _kfpu_end(self, journal: Journal, cpu: CpuState, task: Task) -> None:
+        """kernel_fpu_end() (in_kernel_fpu clear, fpregs_unlock()), then the syscall's
+        return to user mode: switch_fpu_return() restores the task's registers."""
         self.return_to_user(cpu, task, journal)

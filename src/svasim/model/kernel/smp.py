@@ -33,8 +33,8 @@ class Smp(KernelCore):
         """Run ``func(kernel, cpu, info, journal)`` on every CPU of ``mask`` and wait.
 
         The handler runs on each other target in whatever context it is in at that
-        moment: the interleaving explorer decides what that moment is, by suspending a
-        kernel sequence on the target at one of its interruptible points. On the sender
+        moment: between two steps of a kernel sequence on the target's CPU when one is
+        there (:mod:`svasim.model.kernel.sequences`; ``ipi.handle`` records the point). On the sender
         it runs last, directly, after the IPIs are sent, as smp_call_function_many_cond()
         does; that costs no IPI.
         """

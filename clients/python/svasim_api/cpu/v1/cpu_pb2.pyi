@@ -234,7 +234,7 @@ class OpenWorkQueueResponse(_message.Message):
     def __init__(self, portal_address: _Optional[int] = ..., pasid: _Optional[int] = ..., pasid_allocated: _Optional[bool] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class Thread(_message.Message):
-    __slots__ = ("tid", "pid", "cpu", "pasid_activated", "saved_ia32_pasid", "gp_faults", "enqcmds", "exited")
+    __slots__ = ("tid", "pid", "cpu", "pasid_activated", "saved_ia32_pasid", "gp_faults", "enqcmds", "exited", "sequence_point")
     TID_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +243,7 @@ class Thread(_message.Message):
     GP_FAULTS_FIELD_NUMBER: _ClassVar[int]
     ENQCMDS_FIELD_NUMBER: _ClassVar[int]
     EXITED_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_POINT_FIELD_NUMBER: _ClassVar[int]
     tid: int
     pid: int
     cpu: int
@@ -251,7 +252,8 @@ class Thread(_message.Message):
     gp_faults: int
     enqcmds: int
     exited: bool
-    def __init__(self, tid: _Optional[int] = ..., pid: _Optional[int] = ..., cpu: _Optional[int] = ..., pasid_activated: _Optional[bool] = ..., saved_ia32_pasid: _Optional[int] = ..., gp_faults: _Optional[int] = ..., enqcmds: _Optional[int] = ..., exited: _Optional[bool] = ...) -> None: ...
+    sequence_point: str
+    def __init__(self, tid: _Optional[int] = ..., pid: _Optional[int] = ..., cpu: _Optional[int] = ..., pasid_activated: _Optional[bool] = ..., saved_ia32_pasid: _Optional[int] = ..., gp_faults: _Optional[int] = ..., enqcmds: _Optional[int] = ..., exited: _Optional[bool] = ..., sequence_point: _Optional[str] = ...) -> None: ...
 
 class CreateThreadRequest(_message.Message):
     __slots__ = ("pid", "parent_tid")
@@ -646,3 +648,71 @@ class CreateKernelThreadResponse(_message.Message):
     THREAD_FIELD_NUMBER: _ClassVar[int]
     thread: Thread
     def __init__(self, thread: _Optional[_Union[Thread, _Mapping]] = ...) -> None: ...
+
+class StartSequenceRequest(_message.Message):
+    __slots__ = ("tid", "sequence")
+    TID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    tid: int
+    sequence: str
+    def __init__(self, tid: _Optional[int] = ..., sequence: _Optional[str] = ...) -> None: ...
+
+class PendingStep(_message.Message):
+    __slots__ = ("time", "eid", "cpu", "tid", "sequence", "step")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    EID_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    TID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    time: int
+    eid: int
+    cpu: int
+    tid: int
+    sequence: str
+    step: int
+    def __init__(self, time: _Optional[int] = ..., eid: _Optional[int] = ..., cpu: _Optional[int] = ..., tid: _Optional[int] = ..., sequence: _Optional[str] = ..., step: _Optional[int] = ...) -> None: ...
+
+class StartSequenceResponse(_message.Message):
+    __slots__ = ("point", "first")
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    point: str
+    first: PendingStep
+    def __init__(self, point: _Optional[str] = ..., first: _Optional[_Union[PendingStep, _Mapping]] = ...) -> None: ...
+
+class AdvanceCpuRequest(_message.Message):
+    __slots__ = ("steps", "until_cycles")
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_CYCLES_FIELD_NUMBER: _ClassVar[int]
+    steps: int
+    until_cycles: int
+    def __init__(self, steps: _Optional[int] = ..., until_cycles: _Optional[int] = ...) -> None: ...
+
+class FiredStep(_message.Message):
+    __slots__ = ("time", "cpu", "tid", "sequence", "step", "name", "point")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    TID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    time: int
+    cpu: int
+    tid: int
+    sequence: str
+    step: int
+    name: str
+    point: str
+    def __init__(self, time: _Optional[int] = ..., cpu: _Optional[int] = ..., tid: _Optional[int] = ..., sequence: _Optional[str] = ..., step: _Optional[int] = ..., name: _Optional[str] = ..., point: _Optional[str] = ...) -> None: ...
+
+class AdvanceCpuResponse(_message.Message):
+    __slots__ = ("fired", "pending", "now")
+    FIRED_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    fired: _containers.RepeatedCompositeFieldContainer[FiredStep]
+    pending: _containers.RepeatedCompositeFieldContainer[PendingStep]
+    now: int
+    def __init__(self, fired: _Optional[_Iterable[_Union[FiredStep, _Mapping]]] = ..., pending: _Optional[_Iterable[_Union[PendingStep, _Mapping]]] = ..., now: _Optional[int] = ...) -> None: ...

@@ -163,6 +163,16 @@ class CpuServiceStub:
                 request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadRequest.SerializeToString,
                 response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadResponse.FromString,
                 _registered_method=True)
+        self.StartSequence = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/StartSequence',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.StartSequenceRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.StartSequenceResponse.FromString,
+                _registered_method=True)
+        self.AdvanceCpu = channel.unary_unary(
+                '/svasim.cpu.v1.CpuService/AdvanceCpu',
+                request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.AdvanceCpuRequest.SerializeToString,
+                response_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.AdvanceCpuResponse.FromString,
+                _registered_method=True)
         self.GetCounters = channel.unary_unary(
                 '/svasim.cpu.v1.CpuService/GetCounters',
                 request_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.GetCountersRequest.SerializeToString,
@@ -369,6 +379,28 @@ class CpuServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartSequence(self, request, context):
+        """Begins an interruptible kernel sequence in a running thread (for "kernel_fpu": a
+        syscall between kernel_fpu_begin() and kernel_fpu_end(), preemption off, interrupts
+        on). The thread is put at the sequence's entry point and its first step is scheduled
+        on the cpu's event queue (entity evq/cpu); AdvanceCpu runs the steps. Until the last
+        one, a Schedule that would preempt the thread is refused (PREEMPTION_DISABLED), and
+        so is anything the thread itself would execute (THREAD_IN_SEQUENCE); the other CPUs
+        go on, and an IPI they send runs its handler on the thread's CPU between two steps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdvanceCpu(self, request, context):
+        """Fires entries of the cpu's event queue in (time, priority, insertion) order: each
+        runs one step of a sequence, charges its cycles to its CPU and schedules the next
+        step that many cycles later.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCounters(self, request, context):
         """Counters of the run, of each CPU and of each thread (context switches, WRMSRs,
         XSAVES/XRSTORS, #GP, #NM, IPIs, cache lines dirtied, violations, cycles, ...).
@@ -499,6 +531,16 @@ def add_CpuServiceServicer_to_server(servicer, server):
                     servicer.ExitThread,
                     request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadRequest.FromString,
                     response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadResponse.SerializeToString,
+            ),
+            'StartSequence': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartSequence,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.StartSequenceRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.StartSequenceResponse.SerializeToString,
+            ),
+            'AdvanceCpu': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvanceCpu,
+                    request_deserializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.AdvanceCpuRequest.FromString,
+                    response_serializer=svasim_dot_cpu_dot_v1_dot_cpu__pb2.AdvanceCpuResponse.SerializeToString,
             ),
             'GetCounters': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCounters,
@@ -1163,6 +1205,60 @@ class CpuService:
             '/svasim.cpu.v1.CpuService/ExitThread',
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadRequest.SerializeToString,
             svasim_dot_cpu_dot_v1_dot_cpu__pb2.ExitThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartSequence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/StartSequence',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.StartSequenceRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.StartSequenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvanceCpu(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/svasim.cpu.v1.CpuService/AdvanceCpu',
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.AdvanceCpuRequest.SerializeToString,
+            svasim_dot_cpu_dot_v1_dot_cpu__pb2.AdvanceCpuResponse.FromString,
             options,
             channel_credentials,
             insecure,
