@@ -379,3 +379,64 @@ def test_a_producer_faster_than_the_store_waits_once_the_backlog_passes_its_boun
     t.join()
     rec.close()
     assert rec.stats()["committed"] == 100
+
+
+def test_acknowledged_requests_one_after_another_never_wake_the_writer(store: Store, run: RunInfo) -> None:
+    """Leader/follower group commit: a request's own waiter writes its transitions, and
+    the writer thread, looking by itself while appends keep coming, is not woken for them
+    (each wake-up would cost the request two thread switches)."""
+    rec = Recorder(store, run.id, flush_interval=60)
+    wakes: list[int] = []
+    real_notify = rec._work.notify
+
+    def notify(n: int = 1) -> None:
+        wakes.append(n)
+        real_notify(n)
+
+    rec._work.notify = notify  # type: ignore[method-assign]
+    try:
+        for i in range(200):
+            inp = _t(i)
+            rec.append([inp])
+            rec.append([_t(i, cause=inp)])
+            last = _t(i, cause=inp)
+            rec.append([last])
+            rec.wait_durable(last)
+            assert last.seq == 3 * (i + 1)
+    finally:
+        rec._work.notify = real_notify  # type: ignore[method-assign]
+        rec.close(timeout=10)
+    assert len(wakes) <= 1  # at most the first append, if the writer was asleep by then
+
+
+def test_what_nobody_waits_for_is_written_while_requests_keep_coming(store: Store, run: RunInfo) -> None:
+    """The writer is not woken per request, yet a transition nobody waits for (with commit
+    durability) is still written by the writer within a few flush intervals."""
+    with Recorder(store, run.id, flush_interval=0.01) as rec:
+        for i in range(20):
+            t = _t(i)
+            rec.append([t])
+            rec.wait_durable(t)
+        lone = _t(99)
+        rec.append([lone])
+        deadline = time.monotonic() + 10
+        while lone.seq is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert lone.seq == 21
+
+
+def test_a_writer_asleep_is_woken_by_the_next_append(store: Store, run: RunInfo) -> None:
+    """Once a whole flush interval went by without an append the writer sleeps until
+    woken; the next append wakes it, so batch durability still commits on its own."""
+    with Recorder(store, run.id, durability="batch", flush_interval=0.01) as rec:
+        first = _t(1)
+        rec.append([first])
+        deadline = time.monotonic() + 10
+        while (first.seq is None or not rec._idle) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert first.seq == 1 and rec._idle
+        second = _t(2)
+        rec.append([second])
+        while second.seq is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert second.seq == 2

@@ -33,7 +33,7 @@ def test_upgrade_creates_the_schema_and_is_idempotent(store_url: str) -> None:
     assert current_revision(store_url) is None
     upgrade(store_url)
     upgrade(store_url)  # a database at head is left alone
-    assert current_revision(store_url) == head_revision() == "0003"
+    assert current_revision(store_url) == head_revision() == "0004"
     engine = create_engine(store_url)
     try:
         inspector = sa.inspect(engine)
@@ -55,12 +55,12 @@ def test_upgrade_creates_the_schema_and_is_idempotent(store_url: str) -> None:
 
 
 def _for_dialect(conn: Any) -> Any:
-    """An Alembic ``include_object`` that leaves out indexes the models create only on
-    another backend (``Index.ddl_if(dialect=...)``), which autogenerate does not read."""
+    """An Alembic ``include_object`` that leaves out indexes and constraints the models
+    create only on another backend (``ddl_if(dialect=...)``), which autogenerate does not read."""
 
     def include(obj: Any, _name: Any, type_: str, _reflected: bool, _compare_to: Any) -> bool:
         ddl_if = getattr(obj, "_ddl_if", None)
-        if type_ == "index" and ddl_if is not None and ddl_if.dialect is not None:
+        if type_ in ("index", "foreign_key_constraint") and ddl_if is not None and ddl_if.dialect is not None:
             return conn.dialect.name == ddl_if.dialect
         return True
 
@@ -81,13 +81,18 @@ def test_migrated_schema_matches_the_models(store_url: str) -> None:
         engine.dispose()
 
 
-def test_json_columns_are_jsonb_on_postgres_and_json_on_sqlite(store_url: str) -> None:
+def test_event_json_columns_are_json_and_the_others_jsonb_on_postgres(store_url: str) -> None:
+    """Migration 0004: the event columns are ``json`` (stored as written) on both backends;
+    ``runs.config`` and ``snapshots.state`` stay JSONB on PostgreSQL."""
     upgrade(store_url)
     engine = create_engine(store_url)
     try:
-        columns = {c["name"]: c["type"] for c in sa.inspect(engine).get_columns("events")}
+        inspector = sa.inspect(engine)
+        columns = {c["name"]: c["type"] for c in inspector.get_columns("events")}
+        assert {type(columns[n]).__name__ for n in ("before", "after", "detail")} == {"JSON"}
         expected = "JSONB" if engine.dialect.name == "postgresql" else "JSON"
-        assert type(columns["after"]).__name__ == expected
+        assert type({c["name"]: c["type"] for c in inspector.get_columns("runs")}["config"]).__name__ == expected
+        assert type({c["name"]: c["type"] for c in inspector.get_columns("snapshots")}["state"]).__name__ == expected
     finally:
         engine.dispose()
 
@@ -123,7 +128,7 @@ def test_migrations_downgrade_to_the_first_revision_and_back(store_url: str) -> 
     downgrade(store_url, "0001")
     assert current_revision(store_url) == "0001"
     upgrade(store_url)
-    assert current_revision(store_url) == "0003"
+    assert current_revision(store_url) == "0004"
 
 
 def test_the_revision_opened_without_alembic_is_the_head_of_the_migrations() -> None:

@@ -16,7 +16,7 @@ The file is UTF-8 text, one JSON object per line::
   ``entity``, ``kind``, ``before``, ``after``, ``cause``, ``cycles``, ``detail`` (the
   fields of :class:`svasim.store.store.EventRow` without ``run_id``). Nested objects are
   written with sorted keys, so a run exported from SQLite and from PostgreSQL (whose
-  JSONB reorders keys) gives the same bytes.
+  JSONB columns, a run's configuration among them, reorder keys) gives the same bytes.
 
 Import creates a new run and appends the events with their causes as seqs; because a
 run's seqs are gap-free from 1, a fresh run hands out the same seqs again, which the

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 #: The revision this code's schema is: the head of ``svasim_migrations`` (a test holds
 #: the two equal). A database found at it is opened without loading Alembic.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 #: Key of the PostgreSQL advisory lock held while migrating ("svasim" in ASCII).
 MIGRATION_LOCK_KEY = 0x73766173696D

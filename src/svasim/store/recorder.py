@@ -113,6 +113,7 @@ class Recorder(Closing):
         self._writing = False
         self._oldest_pending_at = 0.0  # monotonic time the oldest pending one arrived
         self._urgent = False  # a waiter wants the pending transitions written now
+        self._idle = False  # the writer sleeps until woken (nothing appended for a while)
         self._appended = 0
         self._committed = 0
         self._batches = 0
@@ -158,9 +159,12 @@ class Recorder(Closing):
                 self._next_origin_seq += 1
             self._pending.extend(transitions)
             self._appended += len(transitions)
-            # Wake the writer only when it has something new to decide: it sleeps while
-            # nothing is pending, and a full batch is written without waiting.
-            if was_empty or len(self._pending) >= self._max_batch:
+            # Wake the writer only when it has something new to decide and would not look
+            # soon by itself: it sleeps while nothing has been appended for a while, and a
+            # full batch is written without waiting. With commit durability the request's
+            # own waiter usually writes the batch (see _await); the writer, looking every
+            # flush_interval while appends keep coming, is then never woken per request.
+            if (was_empty and (self._idle or self._durability == "batch")) or len(self._pending) >= self._max_batch:
                 self._work.notify()
             # Backpressure: with batch durability nobody waits for commits, so a producer
             # faster than the store would grow the backlog without bound. Past
@@ -250,7 +254,10 @@ class Recorder(Closing):
             finally:
                 self._lock.acquire()
                 self._writing = False
-                self._work.notify()
+                # The writer has something to do only if more arrived meanwhile, or to
+                # finish a close; otherwise waking it costs the request two thread switches.
+                if self._pending or self._closing:
+                    self._work.notify()
             if done():
                 return
         self._urgent = True
@@ -291,38 +298,49 @@ class Recorder(Closing):
     # -- the writer ------------------------------------------------------------------
 
     def _take_batch(self) -> list[Transition] | None:
-        """Wait for work and take all of it; None when closing with nothing left."""
+        """Wait for work and take all of it; None when closing with nothing left.
+
+        While nothing is pending (or a waiter is writing it), the writer looks again every
+        ``flush_interval`` as long as appends keep coming, and sleeps until woken once a
+        whole interval went by without one: under a steady stream of acknowledged requests
+        nobody wakes it per request (their waiters write), yet whatever nobody waits for
+        is written within about two intervals.
+        """
         with self._lock:
+            seen = -1
             while True:
-                while (not self._pending or self._writing) and not self._closing:
-                    self._work.wait()
-                while self._writing:
-                    self._work.wait()
-                if not self._pending:
-                    return None
-                # Group commit: give a young batch up to flush_interval to grow, unless
-                # someone waits for it, it is full, or the recorder is closing.
-                deadline = self._oldest_pending_at + self._flush_interval
-                while not (
-                    self._urgent or self._closing or self._stop.is_set() or len(self._pending) >= self._max_batch
-                ):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
+                if self._pending and not self._writing:
+                    # Group commit: give a young batch up to flush_interval to grow, unless
+                    # someone waits for it, it is full, or the recorder is closing.
+                    remaining = self._oldest_pending_at + self._flush_interval - time.monotonic()
+                    if (
+                        self._urgent
+                        or self._closing
+                        or self._stop.is_set()
+                        or len(self._pending) >= self._max_batch
+                        or remaining <= 0
+                    ):
+                        batch, self._pending = self._pending, []
+                        self._urgent = False
+                        self._writing = True
+                        return batch
                     self._work.wait(remaining)
-                if self._writing:
-                    # A waiter took the batch meanwhile and is writing it itself: what
-                    # arrived since goes after it, never beside it (its causes may be in
-                    # that batch, not committed yet). Start over.
+                    # A waiter may have taken the batch meanwhile and be writing it itself:
+                    # what arrived since goes after it, never beside it (its causes may be
+                    # in that batch, not committed yet). The loop looks again.
                     continue
-                if not self._pending:
-                    if self._closing:
-                        return None
+                if self._closing and not self._writing:
+                    return None
+                if self._appended != seen or self._writing:
+                    # Appends are coming (or a waiter is writing): look again soon.
+                    seen = self._appended
+                    self._work.wait(self._flush_interval)
                     continue
-                batch, self._pending = self._pending, []
-                self._urgent = False
-                self._writing = True
-                return batch
+                self._idle = True
+                try:
+                    self._work.wait()
+                finally:
+                    self._idle = False
 
     def _write(self, batch: list[Transition]) -> None:
         """Write ``batch`` in chunks of at most max_batch; on failure, put back the rest."""

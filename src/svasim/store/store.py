@@ -232,7 +232,7 @@ def _encode_json(value: Any) -> str:
     gives (orjson leaves non-ASCII characters unescaped, which decodes the same).
 
     One difference: orjson writes a NaN or infinite float as ``null`` where json writes
-    ``NaN`` (not JSON; PostgreSQL's JSONB refuses it). The model's fields are integers,
+    ``NaN`` (not JSON; PostgreSQL refuses it). The model's fields are integers,
     strings and containers of them; no float of theirs is NaN.
     """
     try:
@@ -526,8 +526,9 @@ class Store(Closing):
         Runs replaying it keep existing, with ``parent_run_id`` set to NULL.
         """
         with self._write() as conn:
-            # The foreign key cascades too; deleting explicitly keeps this correct on a
-            # SQLite connection opened without PRAGMA foreign_keys.
+            # The foreign key (SQLite) or its trigger (PostgreSQL, migration 0004) cascades
+            # too; deleting explicitly keeps this correct on a SQLite connection opened
+            # without PRAGMA foreign_keys.
             conn.execute(delete(events_table).where(events_table.c.run_id == run_id))
             conn.execute(update(runs_table).where(runs_table.c.parent_run_id == run_id).values(parent_run_id=None))
             result = conn.execute(delete(runs_table).where(runs_table.c.id == run_id))
@@ -548,8 +549,9 @@ class Store(Closing):
 
         One transaction reserves ``len(transitions)`` consecutive seqs, resolves causes
         (a :class:`Transition` in this batch or already committed, or an int seq), inserts
-        all rows in one executemany and commits. Only then does every transition get its
-        ``seq``: if anything fails, none has one and the run's counter is unchanged.
+        all rows in one statement (executemany on SQLite, COPY on PostgreSQL) and commits.
+        Only then does every transition get its ``seq``: if anything fails, none has one
+        and the run's counter is unchanged.
 
         With ``origin`` (a writer's id) every transition must carry its ``origin_seq``;
         the append is then idempotent: transitions this writer already committed (an
@@ -576,12 +578,8 @@ class Store(Closing):
         # Resolve what does not depend on the reserved seqs before taking any lock, so the
         # transaction (and the lock it holds) lasts no longer than the writes themselves.
         # Causes are either absolute seqs or indexes into this batch (kept apart by sign:
-        # an index i is stored as -1 - i). Rows are built once, as the driver takes them
-        # (JSON already encoded, None as SQL NULL): per-row parameter processing in
-        # SQLAlchemy costs more than the insert itself.
-        rows: list[list[Any]] = []
+        # an index i is stored as -1 - i).
         causes: list[int | None] = []
-        enc = _encode_json
         for i, t in enumerate(transitions):
             if t.seq is not None:
                 raise ValueError(f"transition {i} ({t.kind} {t.entity}) is already at seq {t.seq}")
@@ -607,54 +605,100 @@ class Store(Closing):
                         f"{cause.kind} {cause.entity}, which is neither committed nor in "
                         "this batch; append the cause first"
                     )
-            before, after, detail = t.before, t.after, t.detail
-            # Columns in the order of _EVENT_COLUMNS; seq and cause are filled in below.
-            rows.append(
-                [
-                    run_id,
-                    0,
-                    t.service,
-                    t.entity,
-                    t.kind,
-                    None if before is None else enc(before),
-                    None if after is None else enc(after),
-                    None,
-                    t.cycles,
-                    None if detail is None else enc(detail),
-                    origin,
-                    t.origin_seq,
-                ]
-            )
-
-        with self._raw_write() as cursor:
-            cursor.execute(self._reserve_sql, (n, run_id))
-            reserved = cursor.fetchone()
-            if reserved is None:
-                raise UnknownRunError(f"no run with id {run_id!r}")
-            first = reserved[0] - n
-            seq = first
-            for i, (row, cause_ref) in enumerate(zip(rows, causes, strict=True)):
-                row[1] = seq
-                if cause_ref is not None:
-                    cause_seq = first - 1 - cause_ref if cause_ref < 0 else cause_ref
-                    if cause_seq >= seq:
-                        raise ValueError(
-                            f"transition {i} at seq {seq} names cause seq {cause_seq}, which is not before it"
-                        )
-                    row[7] = cause_seq
-                seq += 1
-            if self._dialect == "sqlite":
-                cursor.executemany(self._INSERT_SQL, rows)
-            else:
-                # COPY streams the rows in one statement: no per-row statement or binding.
-                with cursor.copy(self._COPY_SQL) as copy:
-                    write_row = copy.write_row
-                    for row in rows:
-                        write_row(row)
+        if self._dialect == "sqlite":
+            first = self._insert_rows(run_id, transitions, causes, origin)
+        else:
+            first = self._copy_rows(run_id, transitions, causes, origin)
         # Committed (the with-block exited without an exception): now, and only now, the
         # seqs are real.
         for i, t in enumerate(transitions):
             t.seq = first + i
+
+    def _reserve(self, cursor: Any, run_id: str, n: int) -> int:
+        """Reserve ``n`` seqs of the run (taking its row lock); the first of them."""
+        cursor.execute(self._reserve_sql, (n, run_id))
+        reserved = cursor.fetchone()
+        if reserved is None:
+            raise UnknownRunError(f"no run with id {run_id!r}")
+        return int(reserved[0]) - n
+
+    @staticmethod
+    def _cause_seq(i: int, seq: int, first: int, cause_ref: int) -> int:
+        """The seq of a cause resolved by :meth:`append`, checked to come before ``seq``."""
+        cause_seq = first - 1 - cause_ref if cause_ref < 0 else cause_ref
+        if cause_seq >= seq:
+            raise ValueError(f"transition {i} at seq {seq} names cause seq {cause_seq}, which is not before it")
+        return cause_seq
+
+    def _insert_rows(
+        self, run_id: str, transitions: Sequence[Transition], causes: list[int | None], origin: str | None
+    ) -> int:
+        """SQLite: one executemany of rows built before the write lock is taken (the insert
+        runs in this process, so nothing overlaps it). Returns the first seq."""
+        # Rows are built once, as the driver takes them (JSON already encoded, None as SQL
+        # NULL): per-row parameter processing in SQLAlchemy costs more than the insert.
+        # Columns in the order of _EVENT_COLUMNS; seq and cause are filled in below.
+        enc = _encode_json
+        rows = [
+            [
+                run_id,
+                0,
+                t.service,
+                t.entity,
+                t.kind,
+                None if t.before is None else enc(t.before),
+                None if t.after is None else enc(t.after),
+                None,
+                t.cycles,
+                None if t.detail is None else enc(t.detail),
+                origin,
+                t.origin_seq,
+            ]
+            for t in transitions
+        ]
+        with self._raw_write() as cursor:
+            first = seq = self._reserve(cursor, run_id, len(rows))
+            for i, (row, cause_ref) in enumerate(zip(rows, causes, strict=True)):
+                row[1] = seq
+                if cause_ref is not None:
+                    row[7] = self._cause_seq(i, seq, first, cause_ref)
+                seq += 1
+            cursor.executemany(self._INSERT_SQL, rows)
+        return first
+
+    def _copy_rows(
+        self, run_id: str, transitions: Sequence[Transition], causes: list[int | None], origin: str | None
+    ) -> int:
+        """PostgreSQL: one COPY, each row encoded as it is streamed. The server parses and
+        indexes the rows already sent while the next ones are encoded here, so the
+        encoding costs the transaction nothing when the server is the slower of the two
+        (as it is: it writes three index entries per row). Returns the first seq."""
+        enc = _encode_json
+        with self._raw_write() as cursor:
+            first = seq = self._reserve(cursor, run_id, len(transitions))
+            # COPY streams the rows in one statement: no per-row statement or binding.
+            with cursor.copy(self._COPY_SQL) as copy:
+                write_row = copy.write_row
+                for i, (t, cause_ref) in enumerate(zip(transitions, causes, strict=True)):
+                    before, after, detail = t.before, t.after, t.detail
+                    write_row(
+                        (
+                            run_id,
+                            seq,
+                            t.service,
+                            t.entity,
+                            t.kind,
+                            None if before is None else enc(before),
+                            None if after is None else enc(after),
+                            None if cause_ref is None else self._cause_seq(i, seq, first, cause_ref),
+                            t.cycles,
+                            None if detail is None else enc(detail),
+                            origin,
+                            t.origin_seq,
+                        )
+                    )
+                    seq += 1
+        return first
 
     @contextmanager
     def _raw_write(self) -> Iterator[Any]:
@@ -803,7 +847,7 @@ class Store(Closing):
         out: list[EventRow] = []
         with self._read() as conn:
             # JSON columns come as text (SQLite) and are decoded here, once, without the
-            # JSON type's per-value processing; PostgreSQL's driver hands JSONB decoded.
+            # JSON type's per-value processing; PostgreSQL's driver hands them decoded.
             for run, seq, service, entity, kind, before, after, cause, cycles, detail in conn.execute(query):
                 out.append(
                     EventRow(
@@ -935,7 +979,7 @@ class Store(Closing):
 
         The hot loop of a late state: the driver's own cursor, streamed, reading only what
         a fold needs (``before`` only as "is it NULL"), each ``after`` decoded once and
-        nothing else converted. PostgreSQL hands JSONB back decoded.
+        nothing else converted. PostgreSQL's driver hands JSON back decoded.
         """
         if self._dialect == "sqlite":
             cursor = conn.connection.cursor()
