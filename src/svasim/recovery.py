@@ -28,6 +28,13 @@ state each rebuilds and why):
   :class:`_Reexecution`). The kernel's export is then checked against the fold of the
   cpu's part, and the kernel goes live behind the member's own ports.
 
+The same re-execution, over the whole record, is how ``svasim replay`` verifies a split
+fabric's run whose members were killed and restarted (:func:`verify_split`): the
+failures come from the record, everything else must come out again exactly. A
+restarted iommu member first makes its devices drop the translations they cache
+(:func:`flush_device_tlbs`): an invalidation its previous incarnation began may not have
+reached them.
+
 A run whose last client request was cut short (the process was killed while serving it)
 ends in the middle of that request's transitions; re-execution makes the rest, and they
 are recorded as the completion of that request: its input was recorded, so it happened
@@ -70,7 +77,7 @@ from svasim_api import idxd
 
 #: Kinds of the events that record a process's life (its starts, and what a restart put
 #: back of a descriptor cut short), not a change a model made: replay skips them.
-LIFECYCLE_KINDS = frozenset({"service.start", "restart.rollback"})
+LIFECYCLE_KINDS = frozenset({"service.start", "restart.rollback", "restart.reset"})
 #: Fields of a transition that re-execution must reproduce exactly.
 COMPARED = ("service", "entity", "kind", "before", "after", "cause", "cycles", "detail")
 #: Settings of a run that decide what re-execution computes.
@@ -243,10 +250,13 @@ def members_to_rebuild(store: Store, run: RunInfo, services: tuple[str, ...]) ->
 def resume(fabric: Any, store: Store, run: RunInfo, events: list[EventRow], checker: CheckingRecorder) -> Resumed:
     """Re-execute the recorded inputs of ``run`` on ``fabric`` (a :class:`svasim.replay.Fabric`
     whose cores record into ``checker``); ResumeRefused at the first difference."""
+    from svasim.native.tape import Tape
     from svasim.replay import ReplayInputError
 
     started = time.perf_counter()
     fed = 0
+    kernel = fabric.cores["cpu"].kernel
+    live, kernel.native_factory = kernel.native_factory, Tape(events).factory
     for e in events:
         if e.kind != INPUT_KIND:
             continue
@@ -267,8 +277,68 @@ def resume(fabric: Any, store: Store, run: RunInfo, events: list[EventRow], chec
         )
     if checker.divergence is not None:
         raise Divergence(f"cannot resume run {run.name}: {checker.divergence}; {new_run_hint(run)}")
+    reattach_native(kernel, live)
     after_seq = events[-1].seq if events else 0
     return Resumed(run.id, after_seq, fed, checker.tail, time.perf_counter() - started)
+
+
+def reattach_native(kernel: Any, live: Any) -> None:
+    """Make ``kernel`` (rebuilt by re-execution, its native processes answered from the
+    record) reach the real programs again through ``live`` (the process's own
+    ``native_factory``). A program that is gone, or a fabric started without native
+    processes, leaves its fabric process unreached: its next use is refused
+    ``NATIVE_GONE``, as for a program that exits while the fabric runs."""
+    kernel.native_factory = live
+    for pid, mem in list(kernel.native_mem.items()):
+        mem.close()
+        del kernel.native_mem[pid]
+        if live is None:
+            continue
+        try:
+            kernel.native_mem[pid] = live(kernel.processes[pid].native_pid, pid)
+        except SimError:
+            pass
+
+
+#: How long a restarted iommu tries to reach its devices for the device-TLB flush it owes
+#: them before it serves without (seconds).
+FLUSH_WAIT = 5.0
+
+
+def flush_device_tlbs(core: Any, start: Transition, run: RunInfo, wait: float = FLUSH_WAIT) -> int | None:
+    """A restarted iommu member's device-TLB flush (:meth:`svasim.model.iommu.Iommu.flush_device_tlbs`),
+    caused by its ``service.start`` event ``start`` (committed), made before it serves;
+    returns the entries dropped, or None when no device could be reached.
+
+    A device that is down is tried again for ``wait`` seconds (a partition heals, a
+    restarting device comes back), the iommu staying NOT_SERVING meanwhile; after that
+    the iommu serves without the flush: a device that was down comes back from its own
+    restart with its device TLB empty (:func:`devtlb_reset`). A device that answers with
+    a refusal of its own refuses the start (ResumeRefused). A replay takes what the
+    start caused from the record, as the start itself (:meth:`_Reexecution.peek`).
+    """
+    from svasim.model.journal import Journal
+
+    deadline = time.monotonic() + wait
+    while True:
+        journal = Journal("iommu", core._sink, start)
+        try:
+            with core.lock:
+                dropped = int(core.iommu.flush_device_tlbs(journal))
+            break
+        except SimError as e:
+            if e.code not in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                raise ResumeRefused(
+                    f"cannot resume the iommu part of run {run.name}: the devices behind it must drop the "
+                    f"translations they cache before it serves again, and one refused ({e.reason}: {e.message})"
+                ) from None
+            if time.monotonic() > deadline:
+                dropped = -1
+                break
+            time.sleep(0.25)
+    if isinstance(journal.last, Transition) and journal.last is not start:
+        core.recorder.wait_durable(journal.last)
+    return None if dropped < 0 else dropped
 
 
 def start_events(
@@ -378,6 +448,8 @@ class Rebuilt:
     seconds: float
     #: What the restart records to put back a descriptor execution the kill cut short.
     rollback: list[Transition] = field(default_factory=list)
+    #: What it records of its reset (a restarted accel's device TLBs emptied).
+    reset: list[Transition] = field(default_factory=list)
     #: How the state was rebuilt (the ``rebuilt`` of the ``service.start`` events).
     how: str = "fold"
     #: The rest of the client request the kill cut short, recorded before the restart
@@ -609,7 +681,12 @@ def cut_short_rollback(store: Store, run: RunInfo, boot: State, state: State, un
         return []
     desc_id = int(done.entity.rsplit("/", 1)[1])
     tail = store.events(run.id, service="accel", after_seq=done.seq, until_seq=until, limit=None)
-    if any(e.kind == "wq.dispatch" and (e.detail or {}).get("desc") == desc_id for e in tail):
+    if any(
+        (e.kind == "wq.dispatch" and (e.detail or {}).get("desc") == desc_id)
+        or (e.kind == "desc.requeue" and e.entity == done.entity)
+        for e in tail
+    ):
+        # Dispatched, or put back in its WQ when a peer failed it (Accel._requeued).
         return []
     queued = store.events(run.id, entity=done.entity, kind="desc.queue", limit=None)
     if not queued or queued[-1].cause is None:
@@ -758,6 +835,7 @@ def rebuild_by_fold(store: Store, run: RunInfo, cores: dict[str, Any], services:
     boot = exported(cores, services)
     state = part_state(merged(boot, store.state_at(run.id, until)), services)
     rollback = cut_short_rollback(store, run, boot, state, until) if "accel" in services else []
+    reset = devtlb_reset(state) if "accel" in services else []
     descriptors = _Descriptors(store, run)
     entities = 0
     try:
@@ -778,7 +856,26 @@ def rebuild_by_fold(store: Store, run: RunInfo, cores: dict[str, Any], services:
             f"{entity}: folded {json.dumps(state.get(entity), sort_keys=True)}, rebuilt "
             f"{json.dumps(got.get(entity), sort_keys=True)}; {new_run_hint(run)}"
         )
-    return Rebuilt(run.id, until, snapshot_seq, entities, descriptors.count, time.perf_counter() - started, rollback)
+    return Rebuilt(
+        run.id, until, snapshot_seq, entities, descriptors.count, time.perf_counter() - started, rollback, reset=reset
+    )
+
+
+#: The kind of the transitions a restarted accel records for what its reset empties.
+RESET_KIND = "restart.reset"
+
+
+def devtlb_reset(state: State) -> list[Transition]:
+    """The transitions that empty a restarted accel's device TLBs (``state``, its fold, is
+    updated in place): a device comes back from a reset with its ATS translation cache
+    empty, and a translation it cached may be one an invalidation cut short by a kill
+    (of the iommu, or of itself in the middle of one) never reached. It refills through
+    the iommu as it translates again."""
+    out: list[Transition] = []
+    for entity in sorted(e for e in state if e.startswith("devtlb/")):
+        fields = state.pop(entity)
+        out.append(Transition("accel", entity, RESET_KIND, dict(fields), None, detail={"why": "device reset"}))
+    return out
 
 
 def verify_run(store: Store, run_ref: str) -> str | None:
@@ -789,6 +886,8 @@ def verify_run(store: Store, run_ref: str) -> str | None:
 
     run = store.get_run(run_ref)
     events = store.events(run.id, limit=None)
+    if is_split_run(events):
+        return verify_split(store, run, events).why
     config, costs = config_of(run)
     checker = CheckingRecorder(run, events)
     fabric = Fabric(config, costs, checker, run.id)
@@ -820,6 +919,15 @@ __all__ = [
     "import_accel",
     "import_iommu",
     "is_lifecycle",
+    "is_split_run",
+    "flush_device_tlbs",
+    "devtlb_reset",
+    "RESET_KIND",
+    "reexecute",
+    "reattach_native",
+    "verify_split",
+    "SplitVerdict",
+    "Reexecuted",
     "members_to_rebuild",
     "rebuild_by_fold",
     "rebuild_cpu",
@@ -913,23 +1021,77 @@ class _Reexecution:
             if e.kind == "service.start" and e.service == "cpu" and (e.after or {}).get("rebuilt") == "re-execution"
         ]
         self.resyncs = 0
+        #: The recorded peer events passed over, by seq (see :meth:`pass_peer_events`),
+        #: and those of them re-execution made where it cut a peer's part (``late``).
+        self.passed: list[int] = []
+        self.late: list[int] = []
+        #: The fields of the peer transitions made where a peer's part was cut.
+        self.cut: list[dict[str, Any]] = []
+        #: The seqs of restarts and of what they caused, passed over (see :meth:`peek`).
+        self.restart_caused: set[int] = set()
+        #: Where re-execution departed: (the recorded event or None past the end, the
+        #: transition made instead).
+        self.mismatch: tuple[EventRow | None, Transition] | None = None
 
     # recorder interface -------------------------------------------------------------------
     def peek(self) -> EventRow | None:
         """The next recorded event to reproduce (a lifecycle event passed over marks its
         service's scratch model for a rebuild, unless it is a start of a service with no
-        state yet)."""
-        events = self.events
-        while self.i < len(events) and is_lifecycle(events[self.i]):
-            e = events[self.i]
+        state yet). What a start caused (a restarted iommu's device-TLB flush, see
+        :func:`flush_device_tlbs`) is part of the start: passed over the same way."""
+        events, caused = self.events, self.restart_caused
+        while self.i < len(events) and (is_lifecycle(e := events[self.i]) or e.cause in caused):
             if e.kind != "service.start" or (e.after or {}).get("rebuilt") != "new":
                 self.dirty.add(e.service)
+                caused.add(e.seq)
             self.i += 1
         return events[self.i] if self.i < len(events) else None
+
+    def died_before_answering(self, callee: str) -> bool:
+        """Whether the record shows ``callee``, which has just made its part of a call of
+        a lenient input, killed before it answered: its next event is its own restart,
+        and the input's record goes on to the refusal with no other peer event on the
+        way (the caller's failure path alone). A caller that got the answer would have
+        gone on with it; one whose later call failed would show that call's peer."""
+        rejection = self.rejection
+        if rejection is None:
+            return False
+        events = self.events
+        peers_before_rejection = False
+        for j in range(self.i, len(events)):
+            e = events[j]
+            if e.seq < rejection.seq and e.service != "cpu" and not is_lifecycle(e):
+                peers_before_rejection = True
+            if e.service == callee:
+                if e.kind == "service.start" and (e.after or {}).get("rebuilt") != "new":
+                    return not peers_before_rejection
+                if not is_lifecycle(e):
+                    return False
+        return False
+
+    def cpu_killed_next(self) -> bool:
+        """Whether the cpu's next event in the record is its restart, or the completion a
+        restart recorded for the request the kill cut short: the cpu was killed before it
+        made anything more (a peer's failure path may come between)."""
+        events = self.events
+        for j in range(self.i, len(events)):
+            e = events[j]
+            if e.service == "cpu":
+                return self.completes(e) or (e.kind == "service.start" and (e.after or {}).get("rebuilt") != "new")
+        return False
 
     def pass_peer_events(self) -> None:
         """Pass over the recorded peer events before the next cpu event or input."""
         while (e := self.peek()) is not None and e.service != "cpu" and e.kind != INPUT_KIND:
+            fields = _fields(e)
+            if fields in self.cut:
+                # Made by re-execution where the peer's part was cut: the live peer made
+                # it too, and answered its caller's failure before committing it, so it
+                # comes after the caller's record of the failure.
+                self.cut.remove(fields)
+                self.late.append(e.seq)
+            else:
+                self.passed.append(e.seq)
             self.dirty.add(e.service)
             self.last_made[e.service] = e.seq
             self.i += 1
@@ -957,8 +1119,12 @@ class _Reexecution:
         if rec is None:
             if t.service != "cpu":
                 # A peer's part the record does not have: the live peer never made it.
+                # Its model already holds the change: set it from the fold before its
+                # next call.
+                self.dirty.add(t.service)
                 raise _Cut()
             if t.is_input or not self.lenient:
+                self.mismatch = (None, t)
                 raise self.diverge(f"re-execution makes a {t.kind} of {t.entity} past the end of the record")
             self.tail.append(t)
             return
@@ -971,11 +1137,17 @@ class _Reexecution:
                 self.last_failure = rec.seq
             return
         if self.lenient and t.service != "cpu":
+            # The peer's part ends here; its model holds the change the live one never
+            # made (or made and committed later: see pass_peer_events), so it is set from
+            # the fold before its next call.
+            self.cut.append(made)
+            self.dirty.add(t.service)
             raise _Cut()
         if self.lenient and rec.service != "cpu" and rec.kind != INPUT_KIND:
             self.pass_peer_events()
             return self._one(t)
         differ = [k for k in COMPARED if made[k] != recorded[k]]
+        self.mismatch = (rec, t)
         raise self.diverge(
             f"re-execution departs from the record at seq {rec.seq} in {', '.join(differ)}: "
             f"recorded {json.dumps({k: recorded[k] for k in differ}, sort_keys=True)}, "
@@ -998,7 +1170,7 @@ class _Reexecution:
         old process's record ended before it, so a call there was never made."""
         return any(end < rec.seq < start for end, start in self.completions)
 
-    def reached(self, callee: str, name: str, args: tuple[Any, ...], rec: EventRow) -> bool:
+    def reached(self, callee: str, name: str, args: tuple[Any, ...], rec: EventRow, caller: str = "cpu") -> bool:
         """Whether a call of a lenient input reached ``callee`` in the recorded run.
 
         Where the record shows it (the next event is the callee's, see :func:`_call_shown`),
@@ -1009,9 +1181,20 @@ class _Reexecution:
         since the last request refused for a peer's failure (it was answering), and as
         not reached after such a refusal (gRPC's reconnection backoff refuses calls
         until the peer has answered again)."""
-        if _call_shown(callee, name, args, rec):
+        if _call_shown(callee, name, args, rec, caller):
             return True
-        return callee != "cpu" and self.last_made.get(callee, 0) > self.last_failure
+        if callee == "cpu":
+            return False
+        # A transition of the callee later in this request's part of the record (a peer
+        # answers a failure before committing what it made, so that can come after the
+        # caller's record of the failure) shows it was reached.
+        events, j = self.events, self.i
+        while j < len(events) and events[j].kind != INPUT_KIND:
+            e = events[j]
+            if e.service == callee and not is_lifecycle(e) and e.cause not in self.restart_caused:
+                return True
+            j += 1
+        return self.last_made.get(callee, 0) > self.last_failure
 
     def failure(self, callee: str, rec: EventRow | None) -> SimError:
         """The refusal a guarded call gets where the record shows it failed: the one the
@@ -1067,10 +1250,17 @@ class _Guard:
     where the record shows it made (:class:`_Reexecution`)."""
 
     def __init__(
-        self, rx: _Reexecution, callee: str, port: Any, resync: Callable[[str, EventRow], None], peers: _Peers
+        self,
+        rx: _Reexecution,
+        callee: str,
+        port: Any,
+        resync: Callable[[str, EventRow], None],
+        peers: _Peers,
+        caller: str = "cpu",
     ) -> None:
         self._rx = rx
         self._callee = callee
+        self._caller = caller
         self._port = port
         self._resync = resync
         self._peers = peers
@@ -1115,9 +1305,14 @@ class _Guard:
             # Within a lenient input, a call the record does not show reaching the callee
             # may or may not have reached it (see _Reexecution.reached).
             unsure = rx.lenient and (
-                rec is None or rx.completes(rec) or _is_rejection(rec) or not _call_shown(callee, name, args, rec)
+                rec is None
+                or rx.completes(rec)
+                or _is_rejection(rec)
+                or not _call_shown(callee, name, args, rec, self._caller)
             )
-            if unsure and not (peer and (rec is None or rx.completes(rec) or rx.reached(callee, name, args, rec))):
+            if unsure and not (
+                peer and (rec is None or rx.completes(rec) or rx.reached(callee, name, args, rec, self._caller))
+            ):
                 raise rx.failure(callee, rec)
             if rec is None and not rx.lenient:
                 raise rx.diverge(f"re-execution calls the {callee} service past the end of the record")
@@ -1133,6 +1328,7 @@ class _Guard:
             began = rx.i
             other = rx.alternative.get(callee) if peer else None
             saved = self._peers.save(callee) if other is not None else None
+            caller_last = args[0].last
             try:
                 result = target(*args)
             except (_Cut, _Stop) as e:
@@ -1150,25 +1346,39 @@ class _Guard:
                 raise rx.failure(callee, rx.peek()) from None
             if saved is not None and rx.i > began:
                 rx.alternative.pop(callee, None)  # the guess held
+            if peer and rx.lenient and rx.died_before_answering(callee):
+                # The peer made its part (and committed it), then was killed before its
+                # answer left: the caller heard only the failure, so it never followed
+                # the peer's last transition either.
+                args[0].last = caller_last
+                raise rx.failure(callee, rx.peek())
             if rx.lenient and callee == "cpu" and name in _HOST_WRITES:
                 # The cpu made the write and recorded it; whether its answer reached the
                 # peer the record shows by what follows: the peer going on, or the cpu's
                 # own transitions only (killed before answering: the peer's call failed).
                 after = rx.peek()
-                if after is None or rx.completes(after) or (after.service == "cpu" and after.kind != "dma.write"):
+                if (
+                    after is None
+                    or rx.completes(after)
+                    or (after.service == "cpu" and after.kind != "dma.write")
+                    or rx.cpu_killed_next()
+                ):
+                    # The caller never heard back, so it never followed the write either.
+                    args[0].last = caller_last
                     raise rx.failure(callee, after)
             return result
 
         return call
 
 
-def _call_shown(callee: str, name: str, args: tuple[Any, ...], rec: EventRow) -> bool:
+def _call_shown(callee: str, name: str, args: tuple[Any, ...], rec: EventRow, caller: str = "cpu") -> bool:
     """Whether ``rec``, the next recorded event, can be the first of the call
-    ``name(*args)`` to ``callee``: made by the callee, or for a call to a peer by the
-    peer's peers (the host's DMA writes); for a host call of a peer, its DMA write
-    exactly, or a fault's first transition as far as the record shows it."""
+    ``name(*args)`` by ``caller`` to ``callee``: made by the callee, or for a call to a
+    peer by the peer's peers (the host's DMA writes), never by the caller itself (its
+    own failure path is not the callee's answer); for a host call of a peer, its DMA
+    write exactly, or a fault's first transition as far as the record shows it."""
     if callee != "cpu":
-        return rec.service != "cpu" or rec.kind == "dma.write"
+        return rec.service not in ("cpu", caller) or rec.kind == "dma.write"
     if name == "dma_write":
         data = args[2]
         detail = rec.detail or {}
@@ -1206,41 +1416,77 @@ def cpu_state(kernel: Any) -> State:
     return part_state(_norm({**kernel_state(kernel), **memory_state(kernel)}), ("cpu",))
 
 
-def rebuild_cpu(store: Store, run: RunInfo, core: Any) -> Rebuilt:
-    """Rebuild the kernel of the cpu member ``core`` (a :class:`svasim.rpc.cpu.CpuCore`)
-    by re-executing the run's inputs in a scratch fabric whose peers answer as the record
-    shows (see :class:`_Reexecution`), then check that the kernel exports exactly the fold
-    of the cpu's part; ResumeRefused (naming the first difference) if not.
+@dataclass
+class Reexecuted:
+    """A whole record re-executed in a scratch fabric whose peers answer as it shows
+    (:func:`reexecute`)."""
 
-    Memory contents are folded only as digests, so they come back only by re-execution;
-    the answers of the peers come from scratch models that make, transition for
-    transition, what the record shows the live peers made (each rebuilt from the fold,
-    as :func:`rebuild_by_fold` rebuilds a member, where a restart or a failure came
-    between). A call the record shows failed fails again with the recorded refusal. The
-    request the kill cut short is finished as far as it goes without a peer: its next
-    peer call is refused (:data:`CUT_SHORT_REASON`; the old process never made it), and
-    those transitions are recorded as its completion (``Rebuilt.completed``), before the
-    restart. Its peers then hold nothing the rebuilt cpu does not: every peer answer was
-    committed before it was sent.
+    rx: _Reexecution
+    #: The scratch fabric's cores (its kernel is the rebuilt one).
+    cores: dict[str, Any]
+    config: Any
+    costs: Any
+    #: The seq of the record's last event.
+    until: int
+    #: Inputs fed.
+    inputs: int
+    seconds: float
+
+    @property
+    def kernel(self) -> Any:
+        """The scratch fabric's kernel."""
+        return self.cores["cpu"].kernel
+
+    def want_cpu(self, store: Store, run: RunInfo) -> State:
+        """The cpu part of the fold of the record (and of the tail re-execution made past
+        its end), over the state the kernel boots with."""
+        kernel = self.kernel
+        boot_kernel = type(kernel)(
+            kernel.accel,
+            kernel.iommu,
+            ncpus=self.config.cpus,
+            policy=self.config.policy,
+            costs=self.costs,
+            early_free=self.config.early_free,
+            memory_size=self.config.memory,
+        )
+        folded = _norm(fold(self.rx.tail, store.state_at(run.id, self.until)))
+        return part_state(merged(cpu_state(boot_kernel), folded), ("cpu",))
+
+
+def reexecute(
+    store: Store, run: RunInfo, events: list[EventRow] | None = None, progress: Callable[[int, int], None] | None = None
+) -> Reexecuted:
+    """Re-execute the inputs of ``run``'s record in a scratch fabric whose iommu and accel
+    make, transition for transition, what the record shows the live ones made (see
+    :class:`_Reexecution`): a call the record shows failed fails again with the recorded
+    refusal, and a peer that restarted is set again from the fold before its next call.
+
+    Raises :class:`ResumeRefused` (:class:`Divergence` for a transition that is not the
+    recorded one) naming the first place where re-execution cannot follow the record.
     """
     from svasim.replay import Fabric, ReplayInputError, config_of
 
     started = time.perf_counter()
     until = store.last_seq(run.id)
-    snapshot_seq = 0
-    events = store.events(run.id, until_seq=until, limit=None)
+    if events is None:
+        events = store.events(run.id, until_seq=until, limit=None)
     config, costs = config_of(run)
     rx = _Reexecution(run, events)
     scratch = Fabric(config, costs, rx, run.id)
     cores = scratch.cores
     peers = _Peers(cores)
+    # A native program's memory is answered from what the record says it saw.
+    from svasim.native.tape import Tape
+
+    cores["cpu"].kernel.native_factory = Tape(events).factory
 
     def wire(model_of: dict[str, Any]) -> None:
         iommu, accel = model_of["iommu"], model_of["accel"]
-        iommu.host = _Guard(rx, "cpu", _unguarded(iommu.host), resync, peers)
-        iommu.ats = _Guard(rx, "accel", _unguarded(iommu.ats), resync, peers)
-        accel.iommu = _Guard(rx, "iommu", _unguarded(accel.iommu), resync, peers)
-        accel.host = _Guard(rx, "cpu", _unguarded(accel.host), resync, peers)
+        iommu.host = _Guard(rx, "cpu", _unguarded(iommu.host), resync, peers, caller="iommu")
+        iommu.ats = _Guard(rx, "accel", _unguarded(iommu.ats), resync, peers, caller="iommu")
+        accel.iommu = _Guard(rx, "iommu", _unguarded(accel.iommu), resync, peers, caller="accel")
+        accel.host = _Guard(rx, "cpu", _unguarded(accel.host), resync, peers, caller="accel")
 
     def resync(service: str, rec: EventRow) -> None:
         # A fresh model of the service, set from the fold of the record up to here.
@@ -1280,8 +1526,10 @@ def rebuild_cpu(store: Store, run: RunInfo, core: Any) -> Rebuilt:
     kernel.iommu = _Guard(rx, "iommu", kernel.iommu, resync, peers)
     wire({"iommu": cores["iommu"].iommu, "accel": cores["accel"].accel})
     lenient = _lenient_inputs(events)
+    n_inputs = sum(1 for e in events if e.kind == INPUT_KIND)
     fed = 0
     previous_lenient = False
+    refused: ResumeRefused | None = None
     try:
         for e in events:
             if e.kind != INPUT_KIND:
@@ -1307,6 +1555,8 @@ def rebuild_cpu(store: Store, run: RunInfo, core: Any) -> Rebuilt:
             except ReplayInputError as err:
                 raise ResumeRefused(f"cannot resume run {run.name}: seq {e.seq}: {err}; {new_run_hint(run)}") from None
             fed += 1
+            if progress is not None and fed % 64 == 0:
+                progress(fed, n_inputs)
         rx.pass_peer_events()
         if (left := rx.peek()) is not None:
             raise rx.diverge(
@@ -1314,24 +1564,41 @@ def rebuild_cpu(store: Store, run: RunInfo, core: Any) -> Rebuilt:
                 f"({left.kind} of {left.entity})"
             )
     except _Refusal as e:
-        raise e.refused from None
+        refused = e.refused
     except _Cut:
-        raise ResumeRefused(
+        refused = ResumeRefused(
             f"cannot resume run {run.name}: a peer's part of input {rx.last_input.seq if rx.last_input else 0} "
             f"ends early in the record outside a call of the cpu's; {new_run_hint(run)}"
-        ) from None
+        )
     except _Stop:
-        raise Divergence(f"cannot resume run {run.name}: {rx.divergence}; {new_run_hint(run)}") from None
-    boot_kernel = type(kernel)(
-        kernel.accel,
-        kernel.iommu,
-        ncpus=config.cpus,
-        policy=config.policy,
-        costs=costs,
-        early_free=config.early_free,
-        memory_size=config.memory,
-    )
-    want = part_state(merged(cpu_state(boot_kernel), _norm(fold(rx.tail, store.state_at(run.id, until)))), ("cpu",))
+        refused = Divergence(f"cannot resume run {run.name}: {rx.divergence}; {new_run_hint(run)}")
+    if refused is not None:
+        # Where it stopped, for a verification to show (see verify_split).
+        refused.reexecution = rx  # type: ignore[attr-defined]
+        raise refused from None
+    return Reexecuted(rx, cores, config, costs, until, fed, time.perf_counter() - started)
+
+
+def rebuild_cpu(store: Store, run: RunInfo, core: Any) -> Rebuilt:
+    """Rebuild the kernel of the cpu member ``core`` (a :class:`svasim.rpc.cpu.CpuCore`)
+    by re-executing the run's inputs in a scratch fabric whose peers answer as the record
+    shows (:func:`reexecute`), then check that the kernel exports exactly the fold of the
+    cpu's part; ResumeRefused (naming the first difference) if not.
+
+    Memory contents are folded only as digests, so they come back only by re-execution;
+    the answers of the peers come from scratch models that make, transition for
+    transition, what the record shows the live peers made (each rebuilt from the fold,
+    as :func:`rebuild_by_fold` rebuilds a member, where a restart or a failure came
+    between). A call the record shows failed fails again with the recorded refusal. The
+    request the kill cut short is finished as far as it goes without a peer: its next
+    peer call is refused (:data:`CUT_SHORT_REASON`; the old process never made it), and
+    those transitions are recorded as its completion (``Rebuilt.completed``), before the
+    restart. Its peers then hold nothing the rebuilt cpu does not: every peer answer was
+    committed before it was sent.
+    """
+    done = reexecute(store, run)
+    kernel = done.kernel
+    want = done.want_cpu(store, run)
     got = cpu_state(kernel)
     if got != want:
         entity = next(x for x in sorted(set(got) | set(want)) if got.get(x) != want.get(x))
@@ -1340,23 +1607,131 @@ def rebuild_cpu(store: Store, run: RunInfo, core: Any) -> Rebuilt:
             f"record's fold at {entity}: folded {json.dumps(want.get(entity), sort_keys=True)}, rebuilt "
             f"{json.dumps(got.get(entity), sort_keys=True)}; {new_run_hint(run)}"
         )
-    # The kernel goes live: its peers are the member's own ports.
+    # The kernel goes live: its peers are the member's own ports, its native processes
+    # the real programs.
     kernel.accel, kernel.iommu = core.kernel.accel, core.kernel.iommu
-    kernel.native_factory = core.kernel.native_factory
+    reattach_native(kernel, core.kernel.native_factory)
     core.kernel = kernel
     return Rebuilt(
         run.id,
-        until,
-        snapshot_seq,
+        done.until,
+        0,
         len(got),
         0,
-        time.perf_counter() - started,
+        done.seconds,
         [],
         how="re-execution",
-        completed=rx.tail,
-        inputs=fed,
-        resyncs=rx.resyncs,
+        completed=done.rx.tail,
+        inputs=done.inputs,
+        resyncs=done.rx.resyncs,
     )
+
+
+def is_split_run(events: list[EventRow]) -> bool:
+    """Whether ``events`` were recorded by a split fabric: a process started on the run
+    hosting only some of the model services."""
+    return any(
+        e.kind == "service.start" and not set(MODEL_SERVICES) <= set((e.after or {}).get("services") or ())
+        for e in events
+    )
+
+
+@dataclass
+class SplitVerdict:
+    """What re-executing a split run against its record found (:func:`verify_split`)."""
+
+    inputs: int
+    seconds: float
+    #: Why it is not identical (None: identical), and where: the recorded event, the
+    #: transition re-execution made instead (None: it made none), and the last input.
+    why: str | None = None
+    recorded: EventRow | None = None
+    made: Transition | None = None
+    input: EventRow | None = None
+    #: Restarts of members the record shows, and peer models set from the fold there.
+    restarts: int = 0
+    resyncs: int = 0
+    #: Peer transitions the record has after their caller's record of the failure they
+    #: were part of (committed after the peer answered the failure), made again there.
+    late: int = 0
+
+
+def verify_split(
+    store: Store, run: RunInfo, events: list[EventRow], progress: Callable[[int, int], None] | None = None
+) -> SplitVerdict:
+    """Re-execute a split run, its members' kills and restarts included, and compare.
+
+    The processes of a split fabric fail one another: a member killed in the middle of a
+    call leaves its part of that call recorded up to the kill, and the request that made
+    it is refused with the failure the cpu recorded. These failures come from outside the
+    model, so the record is their truth: re-execution (:func:`reexecute`) fails each call
+    where the record shows it failing, ends a peer's part of a call where the record
+    shows the peer dying, and sets a restarted member from the fold of the record at its
+    restart, as the member itself was set. Everything else must be made again exactly:
+    every transition re-execution makes must be the recorded one at the same seq, no
+    recorded transition may be left unmade, and at the end the cpu's state must be the
+    fold of its part and each peer model not restarted since its last call the fold of
+    its own.
+    """
+    restarts = sum(1 for e in events if e.kind == "service.start" and (e.after or {}).get("rebuilt") != "new")
+    started = time.perf_counter()
+    try:
+        done = reexecute(store, run, events, progress)
+    except ResumeRefused as e:
+        stopped: _Reexecution | None = getattr(e, "reexecution", None)
+        verdict = SplitVerdict(0, time.perf_counter() - started, str(e), restarts=restarts)
+        if stopped is not None:
+            verdict.why = stopped.divergence or verdict.why
+            verdict.recorded, verdict.made = stopped.mismatch or (None, None)
+            if verdict.recorded is not None and verdict.made is not None:
+                verdict.made.seq = verdict.recorded.seq  # the seq it was made at
+            verdict.input = stopped.last_input
+            last = stopped.last_input.seq if stopped.last_input is not None else 0
+            verdict.inputs = sum(1 for x in events if x.kind == INPUT_KIND and x.seq <= last)
+            if verdict.recorded is None and verdict.made is None and stopped.i < len(events):
+                verdict.recorded = events[stopped.i]
+        return verdict
+    rx = done.rx
+    verdict = SplitVerdict(done.inputs, done.seconds, restarts=restarts, resyncs=rx.resyncs, late=len(rx.late))
+    if rx.passed:
+        first = next(e for e in events if e.seq == rx.passed[0])
+        verdict.why = (
+            f"re-execution does not make {len(rx.passed)} recorded peer transitions, from seq {first.seq} "
+            f"({first.kind} of {first.entity})"
+        )
+        verdict.recorded = first
+        return verdict
+    if rx.tail:
+        verdict.why = f"re-execution makes {len(rx.tail)} transitions past the end of the record"
+        verdict.made = rx.tail[0]
+        return verdict
+    want, got = done.want_cpu(store, run), cpu_state(done.kernel)
+    checks = [("cpu", want, got)]
+    from svasim.replay import Fabric
+
+    for service in ("iommu", "accel"):
+        if service in rx.dirty:
+            continue  # restarted after its last call: the fold is what it was set from
+        boot = exported(
+            {service: Fabric(done.config, done.costs, _Reexecution(run, []), run.id).cores[service]}, (service,)
+        )
+        checks.append(
+            (
+                service,
+                part_state(merged(boot, store.state_at(run.id, done.until)), (service,)),
+                exported(done.cores, (service,)),
+            )
+        )
+    for service, folded, made in checks:
+        if folded != made:
+            entity = next(x for x in sorted(set(folded) | set(made)) if folded.get(x) != made.get(x))
+            verdict.why = (
+                f"the {service} state re-execution ends with differs from the record's fold at {entity}: folded "
+                f"{json.dumps(folded.get(entity), sort_keys=True)}, "
+                f"re-executed {json.dumps(made.get(entity), sort_keys=True)}"
+            )
+            return verdict
+    return verdict
 
 
 def _unguarded(port: Any) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import gc
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +33,7 @@ from svasim.model import explorer
 from svasim.model.costs import CostTable
 from svasim.model.memory import DEFAULT_MEMORY_SIZE
 from svasim.model.transition import INPUT_KIND, Transition
-from svasim.recovery import is_lifecycle
+from svasim.recovery import is_lifecycle, is_split_run, verify_split
 from svasim.rpc.accel import AccelServicer
 from svasim.rpc.common import REQUEST_ID_KEY
 from svasim.rpc.cpu import CpuServicer, HostMemoryServicer
@@ -242,6 +243,8 @@ class Fabric:
             "iommu": IommuServicer(self.cores["iommu"]),
             "accel": AccelServicer(self.cores["accel"]),
         }
+        #: Each input method's handler, looked up once.
+        self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
 
     def feed(self, method: str, request: dict[str, Any], request_id: str | None = None) -> bool:
         """Execute one recorded input; False if the fabric refused it (a refusal is part
@@ -256,7 +259,9 @@ class Fabric:
                 msg = ParseDict(request, cls())
             except (ParseError, TypeError, ValueError) as e:
                 raise ReplayInputError(f"a {method} request that does not decode: {e}") from None
-        handler = getattr(self.servicers[key], method.split(".", 1)[1])
+        handler = self._handlers.get(method)
+        if handler is None:
+            handler = self._handlers[method] = getattr(self.servicers[key], method.split(".", 1)[1])
         try:
             handler(msg, ReplayContext(request_id, request))
         except _Aborted:
@@ -277,18 +282,24 @@ class Fabric:
 
             self.cores["cpu"].kernel.native_factory = Tape(recorded).factory
         refused = 0
-        for n, e in enumerate(fed, start=1):
-            after = e.after if isinstance(e.after, dict) else {}
-            request = after.get("request") or {}
-            if not isinstance(request, dict):
-                raise ReplayInputError(f"run {run.id}, seq {e.seq}: the recorded request is not an object")
-            try:
-                rid = after.get("request_id")
-                refused += not self.feed(str(after.get("method")), request, rid if isinstance(rid, str) else None)
-            except ReplayInputError as err:
-                raise ReplayInputError(f"run {run.id}, seq {e.seq}: {err}") from None
-            if progress is not None and n % 64 == 0:
-                progress(n, len(fed))
+        # The record and the fabric live to the end of the replay: frozen, the cyclic
+        # collector does not walk them again at each of its full collections.
+        gc.freeze()
+        try:
+            for n, e in enumerate(fed, start=1):
+                after = e.after if isinstance(e.after, dict) else {}
+                request = after.get("request") or {}
+                if not isinstance(request, dict):
+                    raise ReplayInputError(f"run {run.id}, seq {e.seq}: the recorded request is not an object")
+                try:
+                    rid = after.get("request_id")
+                    refused += not self.feed(str(after.get("method")), request, rid if isinstance(rid, str) else None)
+                except ReplayInputError as err:
+                    raise ReplayInputError(f"run {run.id}, seq {e.seq}: {err}") from None
+                if progress is not None and n % 64 == 0:
+                    progress(n, len(fed))
+        finally:
+            gc.unfreeze()
         return len(fed), refused
 
 
@@ -337,6 +348,8 @@ class Difference:
     input_seq: int
     input_method: str
     fields: list[str] = field(default_factory=list)
+    #: Why, where the comparison alone does not say (a split run's verification).
+    why: str | None = None
 
     def describe(self) -> str:
         """A paragraph a person can act on."""
@@ -353,6 +366,8 @@ class Difference:
             lines.append(f"  replayed: {json.dumps(self.replayed, sort_keys=True)}")
         if self.fields:
             lines.append(f"  fields that differ: {', '.join(self.fields)}")
+        if self.why:
+            lines.append(f"  why: {self.why}")
         return "\n".join(lines)
 
 
@@ -365,6 +380,9 @@ class ReplayReport:
     events: int
     seconds: float
     difference: Difference | None = None
+    #: Restarts of split-fabric members in the record, whose failures and rebuilds
+    #: re-execution takes from it (0 for a run of one process).
+    restarts: int = 0
 
     @property
     def ok(self) -> bool:
@@ -430,7 +448,35 @@ def verify_events(run: RunInfo, events: list[EventRow], *, progress: Progress | 
 def verify(store: Store, run_ref: str, *, progress: Progress | None = None) -> ReplayReport:
     """Replay a stored run and compare it with its record."""
     run = store.get_run(run_ref)
-    return verify_events(run, store.events(run.id, limit=None), progress=progress)
+    events = store.events(run.id, limit=None)
+    if is_split_run(events):
+        return _verify_split(store, run, events, progress)
+    return verify_events(run, events, progress=progress)
+
+
+def _verify_split(store: Store, run: RunInfo, events: list[EventRow], progress: Progress | None) -> ReplayReport:
+    """A split fabric's run, its members' failures and restarts taken from the record
+    (:func:`svasim.recovery.verify_split`), reported as :func:`verify_events` reports."""
+    verdict = verify_split(store, run, events, progress)
+    counted = [e for e in events if not is_lifecycle(e)]
+    report = ReplayReport(run.id, verdict.inputs, len(counted), verdict.seconds, restarts=verdict.restarts)
+    if verdict.why is not None:
+        rec, made, last = verdict.recorded, verdict.made, verdict.input
+        a = _side(rec) if rec is not None else None
+        b = _side(made) if made is not None else None
+        diff = [] if a is None or b is None else [k for k in ("seq", *COMPARED) if a[k] != b[k]]
+        seq = rec.seq if rec is not None else (made.seq or 0) if made is not None else 0
+        report.difference = Difference(
+            seq,
+            a,
+            b,
+            last.seq if last is not None else 0,
+            str((last.after or {}).get("method")) if last is not None else "",
+            diff,
+            # The two sides say it, where there are two.
+            why=verdict.why if a is None or b is None else None,
+        )
+    return report
 
 
 @dataclass

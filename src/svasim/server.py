@@ -537,6 +537,7 @@ def create_server(config: FabricConfig) -> FabricServer:
             # again), then the restart.
             done = [
                 *folded.rollback,
+                *folded.reset,
                 *folded.completed,
                 *recovery.start_events(
                     config.services, incarnations.incarnation, folded.after_seq, resumed=True, rebuilt=folded.how
@@ -574,6 +575,17 @@ def create_server(config: FabricConfig) -> FabricServer:
         if done:
             recorder.append(done)
             recorder.wait_durable(done[-1])
+        if folded is not None and "iommu" in rebuild and "accel" not in config.services:
+            # Devices may cache translations an invalidation cut short by the kill never
+            # reached: they drop them before this iommu serves again.
+            flushed = recovery.flush_device_tlbs(cores["iommu"], done[-1], run)
+            if flushed is None:
+                log.warning(
+                    "the devices behind the restarted iommu could not be reached to drop their cached "
+                    "translations; a device that was down comes back with its device TLB empty"
+                )
+            else:
+                log.info("the devices behind the restarted iommu dropped %d cached translations", flushed)
         if recovering:
             for svc in config.services:
                 for n in SERVICE_NAMES[svc]:

@@ -8,7 +8,8 @@ split fabric the iommu and the accel are each killed at random points and restar
 the same run: they resume their part by fold, the cpu by re-executing its inputs
 (its memory comes back only so), their peers reconcile, and the workload finishes with
 every byte right and every acknowledged request recorded; killing any of the three in
-turn, the cpu's record holds the others' failures and restarts. A cpu started on a new
+turn, the cpu's record holds the others' failures and restarts, and ``svasim replay``
+of the run, its kills and restarts included, reports it identical. A cpu started on a new
 run instead is refused by the peers that hold its state; nothing acknowledged is lost
 and no SUCCESS ever comes with a wrong byte.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from svasim import recovery
+from svasim import recovery, replay
 from svasim.store import Store
 
 from ..services.fabric_fixtures import free_ports
@@ -105,17 +106,16 @@ def test_up_killed_at_random_points_resumes_and_loses_nothing_acknowledged(crash
     assert done.returncode != 0 and "policy" in done.stderr and "--run NEWNAME" in done.stderr
 
 
-@pytest.mark.parametrize("victim", ["iommu", "accel", "cpu", "cpu+iommu"])
+@pytest.mark.parametrize("victim", ["iommu", "accel", "cpu", "cpu+iommu", "cpu+iommu+accel"])
 def test_split_fabric_member_killed_at_random_points_resumes_and_the_workload_finishes(
     crash_store: str, tmp_path: Path, victim: str
 ) -> None:
     rng = random.Random(SEED)
     points = kill_points(rng, KILLS, ITERATIONS)
-    # "cpu+iommu": each kill picks one of the two, so that a cpu rebuilt by re-execution
-    # meets in its record the peer failures and peer restarts the other's kills made.
-    # (Not with the accel: an accel whose DMA or translation fails in the middle of a
-    # descriptor, its cpu or iommu killed, drops the descriptor without a transition,
-    # and its own fold rebuild after a later kill of it then differs from its fold.)
+    # "cpu+iommu", "cpu+iommu+accel": each kill picks one of them, so that a cpu rebuilt
+    # by re-execution meets in its record the peer failures and peer restarts the others'
+    # kills made, and an accel whose cpu or iommu failed it in the middle of a descriptor
+    # (the descriptor goes back to its WQ, recorded) is later rebuilt from that record.
     victims = [rng.choice(victim.split("+")) for _ in points]
     fabric = SplitFabric(crash_store, "crash-split", tmp_path).start_all()
     w = MemmoveWorkload(fabric.address("cpu"), ITERATIONS, timeout=10)
@@ -153,12 +153,19 @@ def test_split_fabric_member_killed_at_random_points_resumes_and_the_workload_fi
             for e in starts[1:]:
                 # Each rebuilt its service's record up to its own start (its peers went
                 # on recording their refusals meanwhile), but for the rollback of a
-                # descriptor cut short, or the rest of a cpu request cut short.
+                # descriptor cut short and an accel's emptied device TLB, or the rest of
+                # a cpu request cut short.
                 between = [x for x in evs if e.after["resumed_after_seq"] < x.seq < e.seq and x.service == name]
                 if name == "cpu":
                     assert all(x.kind != "input" for x in between), note
                 else:
-                    assert all(x.kind == recovery.ROLLBACK_KIND for x in between), note
+                    assert all(x.kind in (recovery.ROLLBACK_KIND, recovery.RESET_KIND) for x in between), note
+        # The whole run, its kills and restarts included, re-executes identically: the
+        # failures and the rebuilt states are the record's, every other transition is made
+        # again exactly (svasim.recovery.verify_split).
+        report = replay.verify(s, "crash-split")
+        assert report.ok, f"{note}\n{report.difference.describe() if report.difference else ''}"
+        assert report.restarts == len(points), note
 
 
 def test_split_fabric_cpu_started_on_another_run_is_refused_never_corrupting(crash_store: str, tmp_path: Path) -> None:

@@ -70,7 +70,10 @@ def test_iommu_and_accel_come_back_from_the_fold_exactly_as_they_were(sqlite_url
         done = recovery.rebuild_by_fold(s, run, cores, MEMBERS)
     assert done.after_seq == run.event_count and done.descriptors == 1 and done.snapshot_seq == 0
     rebuilt = recovery._norm({**iommu_state(cores["iommu"].iommu), **accel_state(cores["accel"].accel)})
-    assert rebuilt == live
+    # As they were, but for the device TLB: a device comes back from a reset with its
+    # translation cache empty, and the restart records that it emptied it.
+    assert rebuilt == _without_devtlb(live)
+    assert sorted(t.entity for t in done.reset) == sorted(e for e in live if e.startswith("devtlb/")) != []
     # The queued descriptor is the one the client submitted, with the PASID ENQCMD put in it.
     qd = cores["accel"].accel.devices["dsa0"].wqs[0].queue[-1]
     assert idxd.pack_desc(qd.desc) == queued_bytes
@@ -96,7 +99,12 @@ def test_the_rebuild_starts_from_the_latest_snapshot(sqlite_url: str, monkeypatc
         cores = member_cores(sqlite_url)
         done = recovery.rebuild_by_fold(s, run, cores, MEMBERS)
     assert done.snapshot_seq == latest and folded_from == [latest]
-    assert recovery._norm({**iommu_state(cores["iommu"].iommu), **accel_state(cores["accel"].accel)}) == live
+    rebuilt = recovery._norm({**iommu_state(cores["iommu"].iommu), **accel_state(cores["accel"].accel)})
+    assert rebuilt == _without_devtlb(live)
+
+
+def _without_devtlb(state: dict[str, Any]) -> dict[str, Any]:
+    return {e: f for e, f in state.items() if not e.startswith("devtlb/")}
 
 
 def test_snapshots_come_every_n_events_as_configured(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,6 +45,12 @@ def replay(
             f"{report.events} recorded events compared",
             soft_wrap=True,
         )
+        if report.restarts:
+            console.print(
+                f"split fabric: {report.restarts} member restarts; the failures they caused and the states they "
+                "were rebuilt with are taken from the record",
+                soft_wrap=True,
+            )
         if report.ok:
             console.print("[green]deterministic: the replay made exactly the recorded transitions[/green]")
             return
