@@ -948,6 +948,10 @@ PEER_FAILURE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
 #: The reason of the refusal a restarted cpu records for the client request the kill cut
 #: short, when finishing it would need a peer call the old process never made.
 CUT_SHORT_REASON = "CUT_SHORT_BY_RESTART"
+#: What an accel records first when a call of its descriptor's fails (the descriptor put
+#: back in its WQ, then its clock and counters), as opposed to what follows a host write
+#: that was answered (the descriptor's completion, its next write).
+_FAILURE_PATH_KINDS = frozenset({"desc.requeue", "device.clock"})
 #: Host calls of a peer that change the cpu's state (the others are reads).
 _HOST_WRITES = frozenset({"dma_write", "handle_page_fault"})
 
@@ -1361,7 +1365,10 @@ class _Guard:
                     after is None
                     or rx.completes(after)
                     or (after.service == "cpu" and after.kind != "dma.write")
-                    or rx.cpu_killed_next()
+                    # The peer going on with its failure path, not with what follows a
+                    # written buffer (its completion, its next write), and the cpu killed
+                    # before it made anything more: the answer never left.
+                    or (after.kind in _FAILURE_PATH_KINDS and after.service == self._caller and rx.cpu_killed_next())
                 ):
                     # The caller never heard back, so it never followed the write either.
                     args[0].last = caller_last
