@@ -38,6 +38,7 @@ from google.rpc import error_details_pb2, status_pb2
 from svasim.model.errors import InvalidArgument, SimError
 from svasim.model.journal import Journal
 from svasim.model.transition import INPUT_KIND, Cause, Transition
+from svasim.rpc.metrics import wrapped_once
 from svasim.rpc.rpc_errors import to_status
 from svasim.wiring.incarnation import INCARNATION_KEY, Incarnations, expected_from, identity_from
 
@@ -461,13 +462,7 @@ class ParseRequests(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None or handler.stream_unary is not None:
             return handler
-        method = handler_call_details.method
-        made = self._made.get(method)
-        if made is not None and made[0] is handler:
-            return made[1]
-        wrapped = self._wrap(handler, method)
-        self._made[method] = (handler, wrapped)
-        return wrapped
+        return wrapped_once(self._made, handler_call_details.method, handler, self._wrap)
 
     def _wrap(self, handler: Any, method: str) -> Any:
         parse = handler.request_deserializer

@@ -48,6 +48,19 @@ COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 _METHOD_LABELS = ("listener", "grpc_type", "grpc_service", "grpc_method")
 
 
+def wrapped_once(made: dict[str, tuple[Any, Any]], method: str, handler: Any, wrap: Callable[[Any, str], Any]) -> Any:
+    """``wrap(handler, method)``, made once per handler of a method and kept in ``made``
+    (method -> (the handler, its wrapper)): a method's handler is the same object from
+    call to call, so an interceptor need not wrap it on every call; another handler for
+    the same method (a refusal while the process recovers, say) is wrapped anew."""
+    found = made.get(method)
+    if found is not None and found[0] is handler:
+        return found[1]
+    wrapped = wrap(handler, method)
+    made[method] = (handler, wrapped)
+    return wrapped
+
+
 class InFlight(NamedTuple):
     """A call being served: where, what, and since when (``time.monotonic()`` seconds)."""
 
@@ -300,13 +313,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         # Wrapped once per handler: an inner interceptor may hand out another handler from
         # one call to the next (a refusal while the process recovers, say), which is then
         # wrapped anew; the same handler again gets the same wrapper.
-        method = handler_call_details.method
-        made = self._made.get(method)
-        if made is not None and made[0] is handler:
-            return made[1]
-        wrapped = self._wrap(handler, method)
-        self._made[method] = (handler, wrapped)
-        return wrapped
+        return wrapped_once(self._made, handler_call_details.method, handler, self._wrap)
 
     def _method(self, grpc_type: str, method: str) -> _Method:
         """The metrics of ``method``, looked up once (a race only builds the same twice)."""
