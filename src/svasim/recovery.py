@@ -1444,9 +1444,9 @@ class Reexecuted:
         """The scratch fabric's kernel."""
         return self.cores["cpu"].kernel
 
-    def want_cpu(self, store: Store, run: RunInfo) -> State:
-        """The cpu part of the fold of the record (and of the tail re-execution made past
-        its end), over the state the kernel boots with."""
+    def want_cpu(self, final: State) -> State:
+        """The cpu part of ``final`` (the fold of the record up to ``until``) and of the
+        tail re-execution made past its end, over the state the kernel boots with."""
         kernel = self.kernel
         boot_kernel = type(kernel)(
             kernel.accel,
@@ -1457,7 +1457,7 @@ class Reexecuted:
             early_free=self.config.early_free,
             memory_size=self.config.memory,
         )
-        folded = _norm(fold(self.rx.tail, store.state_at(run.id, self.until)))
+        folded = _norm(fold(self.rx.tail, final))
         return part_state(merged(cpu_state(boot_kernel), folded), ("cpu",))
 
 
@@ -1605,7 +1605,7 @@ def rebuild_cpu(store: Store, run: RunInfo, core: Any) -> Rebuilt:
     """
     done = reexecute(store, run)
     kernel = done.kernel
-    want = done.want_cpu(store, run)
+    want = done.want_cpu(store.state_at(run.id, done.until))
     got = cpu_state(kernel)
     if got != want:
         entity = next(x for x in sorted(set(got) | set(want)) if got.get(x) != want.get(x))
@@ -1712,23 +1712,18 @@ def verify_split(
         verdict.why = f"re-execution makes {len(rx.tail)} transitions past the end of the record"
         verdict.made = rx.tail[0]
         return verdict
-    want, got = done.want_cpu(store, run), cpu_state(done.kernel)
-    checks = [("cpu", want, got)]
     from svasim.replay import Fabric
 
-    for service in ("iommu", "accel"):
-        if service in rx.dirty:
-            continue  # restarted after its last call: the fold is what it was set from
-        boot = exported(
-            {service: Fabric(done.config, done.costs, _Reexecution(run, []), run.id).cores[service]}, (service,)
-        )
-        checks.append(
-            (
-                service,
-                part_state(merged(boot, store.state_at(run.id, done.until)), (service,)),
-                exported(done.cores, (service,)),
-            )
-        )
+    # The fold of the whole record, once, for every part compared with it.
+    final = store.state_at(run.id, done.until)
+    checks = [("cpu", done.want_cpu(final), cpu_state(done.kernel))]
+    peers = [service for service in ("iommu", "accel") if service not in rx.dirty]
+    # (A peer restarted after its last call was set from the fold: nothing to compare.)
+    if peers:
+        fresh = Fabric(done.config, done.costs, _Reexecution(run, []), run.id).cores
+        for service in peers:
+            boot = exported(fresh, (service,))
+            checks.append((service, part_state(merged(boot, final), (service,)), exported(done.cores, (service,))))
     for service, folded, made in checks:
         if folded != made:
             entity = next(x for x in sorted(set(folded) | set(made)) if folded.get(x) != made.get(x))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -75,3 +76,17 @@ def wait_serving(address: str, proc: Proc, timeout: float = 60) -> None:
                 pass
             time.sleep(0.05)
     raise AssertionError(f"{address} never served: {proc.output()[-2000:]}")
+
+
+def first_health(client: Any, timeout: float = 20) -> str:
+    """The health status ``client`` (a svasim_client.Client) first gets from a server that
+    is still coming up: retried while it does not listen yet."""
+    from svasim_api.errors import SvasimError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return str(client.check_health())
+        except (grpc.RpcError, SvasimError):  # not listening yet
+            assert time.monotonic() < deadline, "the server never listened"
+            time.sleep(0.05)

@@ -24,6 +24,7 @@ from svasim_api import idxd
 from svasim_api.cpu.v1 import cpu_pb2
 from svasim_client import memmove_descriptor
 
+from .procs import first_health
 from .workload import MemmoveWorkload
 
 MEMBERS = ("iommu", "accel")
@@ -301,11 +302,10 @@ def test_a_member_is_not_serving_while_it_rebuilds_and_records_its_start(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
-    import time
 
     import grpc
 
-    from svasim_api.errors import SvasimError, error_info
+    from svasim_api.errors import error_info
     from svasim_api.iommu.v1 import iommu_pb2
     from svasim_client import Client
 
@@ -334,15 +334,7 @@ def test_a_member_is_not_serving_while_it_rebuilds_and_records_its_start(
     t.start()
     try:
         with Client(f"127.0.0.1:{port}") as c:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    status = c.check_health()
-                    break
-                except (grpc.RpcError, SvasimError):  # not listening yet
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
-            assert status == "NOT_SERVING"
+            assert first_health(c) == "NOT_SERVING"
             with pytest.raises(grpc.RpcError) as err:
                 c.iommu.GetIommu(iommu_pb2.GetIommuRequest(), timeout=5)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE and error_info(err.value).reason == "RECOVERING"

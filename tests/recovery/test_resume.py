@@ -4,7 +4,6 @@ record, the restart is recorded, and a run that cannot be resumed is refused who
 from __future__ import annotations
 
 import threading
-import time
 
 import grpc
 import pytest
@@ -17,10 +16,11 @@ from svasim.store import Store
 from svasim.store.schema import events as events_table
 from svasim.store.schema import runs as runs_table
 from svasim_api.cpu.v1 import cpu_pb2
-from svasim_api.errors import SvasimError, error_info
+from svasim_api.errors import error_info
 from svasim_client import Client
 
 from ..services.fabric_fixtures import free_ports, running_fabric
+from .procs import first_health
 from .workload import MemmoveWorkload, pattern
 
 
@@ -221,15 +221,7 @@ def test_health_is_not_serving_and_requests_are_refused_while_recovering(
     t.start()
     try:
         with Client(f"127.0.0.1:{port}") as c:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    status = c.check_health()
-                    break
-                except (grpc.RpcError, SvasimError):  # not listening yet
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
-            assert status == "NOT_SERVING"
+            assert first_health(c) == "NOT_SERVING"
             with pytest.raises(grpc.RpcError) as err:
                 c.cpu.GetProcess(cpu_pb2.GetProcessRequest(pid=1), timeout=5)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
