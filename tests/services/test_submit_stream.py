@@ -268,9 +268,19 @@ def test_a_client_that_does_not_read_its_results_is_held_back_by_flow_control(tm
                 next(sent)
                 yield message
 
-        call = f.cpu.cpu.Submit(requests(), timeout=30)  # never read
+        call = f.cpu.cpu.Submit(requests(), timeout=60)  # never read
         try:
-            time.sleep(1.5)
+            # The stall comes once the server's window and the transport's buffers are
+            # full, which takes longer the faster the server runs what it reads: wait for
+            # it (up to 30 s), then check that it holds for a second.
+            deadline = time.monotonic() + 30
+            first = next(sent)
+            while True:
+                time.sleep(1.0)
+                now = next(sent)
+                if now - first <= 2 or time.monotonic() > deadline:
+                    break
+                first = now
             first = next(sent)
             time.sleep(1.0)
             second = next(sent)
