@@ -55,6 +55,46 @@ def test_other_writers_origins_do_not_collide(store):
     assert len(store.events(run)) == 6
 
 
+def _origins(store: Store, run: str) -> list[tuple[int, str | None, int | None]]:
+    import sqlalchemy as sa
+
+    e = sa.table("events", sa.column("run_id"), sa.column("seq"), sa.column("origin"), sa.column("origin_seq"))
+    with store._engine.connect() as conn:
+        q = sa.select(e.c.seq, e.c.origin, e.c.origin_seq).where(e.c.run_id == run).order_by(e.c.seq)
+        return [tuple(r) for r in conn.execute(q)]
+
+
+def test_only_the_head_of_an_append_names_its_writer(store):
+    """One index entry per transaction, not per row: the head row has the origin, every
+    row its origin_seq."""
+    run = new_run(store)
+    store.append(run, chain(3), origin="w1")
+    store.append(run, [Transition("cpu", "x/1", "x.set", None, {"v": 1}, None, 1)])  # no origin at all
+    store.append(run, chain(2, start=4), origin="w1")
+    assert _origins(store, run) == [
+        (1, "w1", 1), (2, None, 2), (3, None, 3), (4, None, None), (5, "w1", 4), (6, None, 5)
+    ]  # fmt: skip
+
+
+def test_a_retry_finds_its_committed_rows_among_other_writers_appends(store):
+    """The rows of a committed append are its head and the rows right after it with the
+    next origin_seqs; another writer's append, or one without an origin, ends them."""
+    run = new_run(store)
+    first, second = chain(3), chain(2, start=4)
+    store.append(run, first, origin="w1")
+    store.append(run, chain(2), origin="w2")  # w2's origin_seqs 1, 2 follow w1's rows
+    store.append(run, second, origin="w1")
+    store.append(run, [Transition("cpu", "x/1", "x.set", None, {"v": 1}, None, 1)])
+    seqs = [t.seq for t in first + second]
+    assert seqs == [1, 2, 3, 6, 7]
+    for t in first + second:  # neither commit was heard of
+        t.seq = None
+    tail = chain(1, start=6)
+    store.append(run, first + second + tail, origin="w1")
+    assert [t.seq for t in first + second] == seqs
+    assert tail[0].seq == 9 and len(store.events(run)) == 9
+
+
 def test_recorder_appends_carry_its_origin(store):
     run = new_run(store)
     rec = Recorder(store, run)

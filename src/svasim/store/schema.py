@@ -109,7 +109,8 @@ class Event(Base):
         # write (migration 0003). The seq range is the primary key's.
         Index("ix_events_run_id_entity", "run_id", "entity").ddl_if(dialect="postgresql"),
         # Idempotent appends: a writer's (origin, origin_seq) is recorded once per run.
-        # Rows without an origin are not in it (NULLs never conflicted anyway).
+        # Rows without an origin are not in it (NULLs never conflicted anyway): only the
+        # first row of each append names its writer, so it holds one entry per transaction.
         Index(
             "uq_events_run_id_origin_origin_seq",
             "run_id",
@@ -136,6 +137,8 @@ class Event(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(event_json_type(), nullable=True)
     #: The writer (a recorder) that appended the event, and its own counter for it: a
     #: retried append recognises what an earlier, ambiguous attempt already committed.
+    #: ``origin`` is on the first row of each append only (the rows after it in seq order
+    #: with the next origin_seqs are the same append's); origin_seq is on every row.
     origin: Mapped[str | None] = mapped_column(String(32), nullable=True)
     origin_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
