@@ -350,7 +350,7 @@ def _area(frames: list[str]) -> str:
     return "other"
 
 
-def print_profile(raw: Path, top: int = 20) -> None:
+def print_profile(raw: Path, top: int = int(os.environ.get("SVASIM_PROFILE_TOP", "20"))) -> None:
     """The heaviest frames of a py-spy ``raw`` (collapsed stacks) profile, by own samples,
     and the share of each part of the server."""
     own: dict[str, int] = {}

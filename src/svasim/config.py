@@ -93,6 +93,10 @@ def parse_services(text: str) -> tuple[str, ...]:
     return tuple(n for n in ALL_SERVICES if n in names)
 
 
+#: The most client requests the gate may let wait (SVASIM_MAX_QUEUED).
+MAX_QUEUED_LIMIT = 4096
+
+
 @dataclass
 class FabricConfig:
     """What one svasim process hosts and how it reaches the rest.
@@ -180,8 +184,9 @@ class FabricConfig:
     #: Deadline of a call to a peer service, in seconds [SVASIM_PEER_TIMEOUT].
     peer_timeout: float = 30.0
     #: Client requests that may wait for their turn (one runs at a time); more are
-    #: refused with RESOURCE_EXHAUSTED and a RetryInfo [SVASIM_MAX_QUEUED].
-    max_queued: int = 8
+    #: refused with RESOURCE_EXHAUSTED and a RetryInfo [SVASIM_MAX_QUEUED]. Each
+    #: listener has a worker thread for each of them and 16 more.
+    max_queued: int = 32
     #: Seconds a client request may wait for its turn before it is refused the same way
     #: [SVASIM_QUEUE_TIMEOUT].
     queue_timeout: float = 5.0
@@ -241,7 +246,7 @@ class FabricConfig:
             peers=peers,
             grace=_env_float("SVASIM_GRACE", 5.0),
             peer_timeout=_env_float("SVASIM_PEER_TIMEOUT", 30.0),
-            max_queued=_env_int("SVASIM_MAX_QUEUED", 8) or 0,
+            max_queued=_env_int("SVASIM_MAX_QUEUED", 32) or 0,
             queue_timeout=_env_float("SVASIM_QUEUE_TIMEOUT", 5.0),
             metrics_port=_env_int("SVASIM_METRICS_PORT", None),
         )
@@ -284,6 +289,11 @@ class FabricConfig:
             raise ConfigError(f"durability must be commit or batch, got {self.durability!r}")
         if self.max_queued < 0 or self.queue_timeout < 0:
             raise ConfigError("max_queued and queue_timeout must be >= 0")
+        if self.max_queued > MAX_QUEUED_LIMIT:
+            raise ConfigError(
+                f"max_queued must be at most {MAX_QUEUED_LIMIT} (each waiting request holds a worker thread), "
+                f"got {self.max_queued}"
+            )
         if self.peer_port is not None:
             check_port("peer port", self.peer_port)
         if self.metrics_port is not None:

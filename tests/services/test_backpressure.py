@@ -75,3 +75,22 @@ def test_saturation_is_resource_exhausted_with_retry_info_and_refused_requests_c
     # Once the burst is over, requests go through again.
     assert c.create_process("after").pid > 0
     c.close()
+
+
+def test_every_request_the_gate_lets_wait_has_a_worker(tmp_path):
+    """The gate is where requests wait: the pool holds max_queued waiting requests and 16
+    more workers, so a waiting request never sits unseen in a queue inside gRPC."""
+    from svasim.server import SPARE_WORKERS, workers
+
+    assert FabricConfig().max_queued == 32
+    assert workers(FabricConfig()) == 32 + SPARE_WORKERS == 48
+    assert workers(FabricConfig(max_queued=0)) == SPARE_WORKERS
+
+
+def test_a_gate_bound_past_the_limit_is_refused_before_anything_starts(tmp_path):
+    from svasim.config import MAX_QUEUED_LIMIT, ConfigError
+
+    with pytest.raises(ConfigError, match="max_queued must be at most 4096"):
+        create_server(FabricConfig(services=ALL_SERVICES, port=0, db=f"sqlite:///{tmp_path / 'x.db'}", max_queued=4097))
+    assert MAX_QUEUED_LIMIT == 4096
+    assert not (tmp_path / "x.db").exists()
