@@ -95,6 +95,26 @@ def test_a_retry_finds_its_committed_rows_among_other_writers_appends(store):
     assert tail[0].seq == 9 and len(store.events(run)) == 9
 
 
+def test_a_retry_over_rows_that_each_name_their_writer_finds_them_all(store):
+    """Rows written before only the head named the writer (every row has its origin) are
+    each a head of their own: a retry still finds every one."""
+    import sqlalchemy as sa
+
+    run = new_run(store)
+    batch = chain(4)
+    store.append(run, batch, origin="w1")
+    e = sa.table("events", sa.column("run_id"), sa.column("origin"))
+    with store._engine.begin() as conn:
+        conn.execute(sa.update(e).where(e.c.run_id == run).values(origin="w1"))
+    assert [o for _, o, _ in _origins(store, run)] == ["w1"] * 4
+    seqs = [t.seq for t in batch]
+    for t in batch:
+        t.seq = None
+    tail = chain(1, start=5)
+    store.append(run, batch + tail, origin="w1")
+    assert [t.seq for t in batch] == seqs and tail[0].seq == 5
+
+
 def test_recorder_appends_carry_its_origin(store):
     run = new_run(store)
     rec = Recorder(store, run)
