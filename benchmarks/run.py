@@ -19,7 +19,8 @@ the client to CPU 0 when the machine has two CPUs or more.
 4. Replay: inputs re-executed per second against the rate they were served at.
 5. The model: in-process ENQCMDs per second on 64 busy CPUs against 4.
 
-Usage: python benchmarks/run.py [--quick] [--repeats N] [--profile SECONDS [--profile-load stream]]
+Usage: python benchmarks/run.py [--quick] [--repeats N] [--only FIGURE] [--profile SECONDS [--profile-load stream]
+       [--profile-top N]]
 """
 
 from __future__ import annotations
@@ -304,7 +305,7 @@ def bench_rpc(calls: int, repeats: int, tmp: Path, *, unary_only: bool = False) 
     ]
 
 
-def profile_server(seconds: float, tmp: Path, out: Path, load: str = "unary") -> None:
+def profile_server(seconds: float, tmp: Path, out: Path, load: str = "unary", top: int = 20) -> None:
     """py-spy the server for ``seconds`` under a MEMMOVE loop (``load``: unary calls, or
     a Submit stream); print the top entries."""
     from svasim_client import Client
@@ -330,7 +331,7 @@ def profile_server(seconds: float, tmp: Path, out: Path, load: str = "unary") ->
                 loop.enqcmd_memmove()
         if record.returncode != 0:
             raise SystemExit(f"py-spy failed: {record.stderr.read().decode() if record.stderr else ''}")
-    print_profile(out)
+    print_profile(out, top)
 
 
 #: Where a sampled stack is spent, by the innermost frame's file (first match wins).
@@ -351,7 +352,7 @@ def _area(frames: list[str]) -> str:
     return "other"
 
 
-def print_profile(raw: Path, top: int = int(os.environ.get("SVASIM_PROFILE_TOP", "20"))) -> None:
+def print_profile(raw: Path, top: int = 20) -> None:
     """The heaviest frames of a py-spy ``raw`` (collapsed stacks) profile, by own samples,
     and the share of each part of the server."""
     own: dict[str, int] = {}
@@ -719,6 +720,7 @@ def main() -> int:
     parser.add_argument(
         "--profile-load", choices=("unary", "stream"), default="unary", help="what --profile runs: unary or streamed"
     )
+    parser.add_argument("--profile-top", type=int, default=20, metavar="N", help="frames --profile prints")
     parser.add_argument(
         "--only",
         choices=("rpc", "unary", "store", "state", "replay", "model"),
@@ -736,7 +738,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if args.profile:
-            profile_server(args.profile, tmp, tmp / "profile.txt", args.profile_load)
+            profile_server(args.profile, tmp, tmp / "profile.txt", args.profile_load, args.profile_top)
             return 0
         only = set(args.only or ("rpc", "store", "state", "replay", "model"))
         figures: list[Figure] = []
