@@ -273,7 +273,6 @@ class KernelCore:
         if self.depth:
             return
         cpus, tasks = self.cpus, self.tasks
-        assert isinstance(cpus, TrackedCpus)
         at_entry = cpus.touched
         reached = sorted(at_entry)
         cpu_at = list.__getitem__
@@ -331,33 +330,29 @@ class KernelCore:
     # -- accounting ----------------------------------------------------------------------
     def count(self, cpu: CpuState | None, task: Task | None, name: str, n: int = 1) -> None:
         """Add ``n`` to counter ``name`` of the run, the CPU and the thread."""
-        self.stats[name] += n
+        self._add(cpu, task, (name,), n)
+
+    def charge(self, cpu: CpuState, task: Task | None, cycles: int, what: str) -> int:
+        """Charge modelled cycles to a CPU (and its current thread), by category."""
+        if cycles:
+            cpu.cycles += cycles
+            # The three counters in one pass (every instruction charges).
+            self._add(cpu, task, ("cycles", f"cycles.{what}", f"path.{self.path}"), cycles)
+        return cycles
+
+    def _add(self, cpu: CpuState | None, task: Task | None, names: tuple[str, ...], n: int) -> None:
+        """Add ``n`` to each of ``names`` of the run, the CPU and the thread."""
+        stats = self.stats
+        for name in names:
+            stats[name] += n
         counters = self.counters
         for owner in (cpu, task):
             if owner is not None:
                 c = counters.get(owner.entity)
                 if c is None:
                     c = counters[owner.entity] = Counter()
-                c[name] += n
-
-    def charge(self, cpu: CpuState, task: Task | None, cycles: int, what: str) -> int:
-        """Charge modelled cycles to a CPU (and its current thread), by category."""
-        if cycles:
-            cpu.cycles += cycles
-            # count() of each of the three names, in one pass (every instruction charges).
-            names = ("cycles", f"cycles.{what}", f"path.{self.path}")
-            stats = self.stats
-            for name in names:
-                stats[name] += cycles
-            counters = self.counters
-            for owner in (cpu, task):
-                if owner is not None:
-                    c = counters.get(owner.entity)
-                    if c is None:
-                        c = counters[owner.entity] = Counter()
-                    for name in names:
-                        c[name] += cycles
-        return cycles
+                for name in names:
+                    c[name] += n
 
     def kernel_path(self, path: str) -> _KernelPath:
         """Charge the cycles of the enclosed code to ``path`` (paths nest)."""
@@ -454,7 +449,6 @@ class KernelCore:
 
     def _check_cpumask(self, journal: Journal) -> None:
         """mm_cpumask covers every CPU whose CR3 holds the mm."""
-        assert isinstance(self.cpus, TrackedCpus)
         for c in self.cpus.read_only():
             if c.loaded_mm and c.loaded_mm in self.processes:
                 mm = self.processes[c.loaded_mm]
