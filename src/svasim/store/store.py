@@ -651,12 +651,11 @@ class Store(Closing):
                 None,
                 t.cycles,
                 None if t.detail is None else enc(t.detail),
-                None,
+                origin if i == 0 else None,  # the head names the writer (see _skip_committed)
                 t.origin_seq,
             ]
-            for t in transitions
+            for i, t in enumerate(transitions)
         ]
-        rows[0][10] = origin  # the head names the writer (see _skip_committed)
         with self._raw_write() as cursor:
             first = seq = self._reserve(cursor, run_id, len(rows))
             for i, (row, cause_ref) in enumerate(zip(rows, causes, strict=True)):
