@@ -21,19 +21,28 @@ class Gone(SimError):
     code = "UNAVAILABLE"
 
 
-def test_a_dma_that_fails_mid_descriptor_puts_it_back_at_the_head_of_its_wq(monkeypatch: pytest.MonkeyPatch) -> None:
+def queued_memmove(fill: bytes) -> tuple[ModelFabric, list, Oracle, int, int]:
+    """A fabric whose dsa0 holds one accepted MEMMOVE of a page of ``fill`` (to the next
+    page, its record two pages further), waiting for advance; with the transitions so far,
+    an oracle on them, the process's pid and the buffer."""
     out: list = []
     fab = ModelFabric(ncpus=2, sink=out.append)
     k, j = fab.kernel, fab.journal()
     oracle = Oracle(fab, out)
     p = k.create_process(j, "app")
     buf = k.mmap(j, p.pid, 4 * PAGE, True, True).start
-    k.write_memory(j, p.pid, buf, b"x" * PAGE)
+    k.write_memory(j, p.pid, buf, fill * PAGE)
     portal = k.open_wq(j, p.pid, "dsa0", 0)[0]
     k.schedule(j, p.tids[0], 0)
     fab.accel.set_run_options(j, "dsa0", auto_run=False)  # the descriptor waits for advance
     r = k.enqcmd(j, p.tids[0], portal, memmove_desc(buf, buf + PAGE, PAGE, buf + 3 * PAGE))
     assert r.outcome == EnqcmdOutcome.ACCEPTED
+    return fab, out, oracle, p.pid, buf
+
+
+def test_a_dma_that_fails_mid_descriptor_puts_it_back_at_the_head_of_its_wq(monkeypatch: pytest.MonkeyPatch) -> None:
+    fab, out, oracle, pid, buf = queued_memmove(b"x")
+    k, j = fab.kernel, fab.journal()
     real = k.dma_write
     calls = {"n": 0}
 
@@ -51,8 +60,8 @@ def test_a_dma_that_fails_mid_descriptor_puts_it_back_at_the_head_of_its_wq(monk
     monkeypatch.setattr(k, "dma_write", real)
     fab.accel.advance(fab.journal("accel"), "dsa0", 0)
     assert len(wq.queue) == 0
-    assert k.read_memory(j, p.pid, buf + PAGE, PAGE) == b"x" * PAGE
-    assert k.read_memory(j, p.pid, buf + 3 * PAGE, 1) == bytes([idxd.DsaCompStatus.SUCCESS])
+    assert k.read_memory(j, pid, buf + PAGE, PAGE) == b"x" * PAGE
+    assert k.read_memory(j, pid, buf + 3 * PAGE, 1) == bytes([idxd.DsaCompStatus.SUCCESS])
     assert not oracle.check("the descriptor ran again")
 
 
@@ -65,17 +74,8 @@ def test_a_completion_record_dma_that_fails_puts_the_recorded_completion_back_to
     queued descriptor the model holds, and a member rebuilt from that fold runs it again.
     Before, the fold kept a completed descriptor in a WQ and a cpu member's rebuild,
     which sets its scratch accel from the fold, refused."""
-    out: list = []
-    fab = ModelFabric(ncpus=2, sink=out.append)
+    fab, out, oracle, pid, buf = queued_memmove(b"y")
     k, j = fab.kernel, fab.journal()
-    oracle = Oracle(fab, out)
-    p = k.create_process(j, "app")
-    buf = k.mmap(j, p.pid, 4 * PAGE, True, True).start
-    k.write_memory(j, p.pid, buf, b"y" * PAGE)
-    portal = k.open_wq(j, p.pid, "dsa0", 0)[0]
-    k.schedule(j, p.tids[0], 0)
-    fab.accel.set_run_options(j, "dsa0", auto_run=False)
-    k.enqcmd(j, p.tids[0], portal, memmove_desc(buf, buf + PAGE, PAGE, buf + 3 * PAGE))
     real = k.dma_write
     writes = {"n": 0}
 
@@ -94,5 +94,5 @@ def test_a_completion_record_dma_that_fails_puts_the_recorded_completion_back_to
     assert not oracle.check("the completion record's DMA failed")
     monkeypatch.setattr(k, "dma_write", real)
     fab.accel.advance(fab.journal("accel"), "dsa0", 0)
-    assert k.read_memory(j, p.pid, buf + 3 * PAGE, 1) == bytes([idxd.DsaCompStatus.SUCCESS])
+    assert k.read_memory(j, pid, buf + 3 * PAGE, 1) == bytes([idxd.DsaCompStatus.SUCCESS])
     assert not oracle.check("the descriptor ran again")
