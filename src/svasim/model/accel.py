@@ -625,6 +625,10 @@ def default_devices(engines: int = DEFAULT_ENGINES, groups: int = DEFAULT_GROUPS
     ]
 
 
+#: The translation faults a page request can resolve (a descriptor that may block waits on them).
+_BLOCKING_FAULTS = frozenset((FAULT_NOT_PRESENT, FAULT_PROTECTION))
+
+
 class _DeviceDma:
     """The :class:`svasim.model.dsa_ops.Dma` of one descriptor: its PASID, through the IOMMU.
 
@@ -653,7 +657,11 @@ class _DeviceDma:
         tr = self.accel._translate(self.journal, self.dev, self.pasid, address, length, write)
         refused = False
         block = self.prs and (self.bof or always_block)
-        while block and tr.fault in (FAULT_NOT_PRESENT, FAULT_PROTECTION) and tr.covered < length:
+        # The loop's test as a break: mypyc 2.4 emits C that does not compile for this
+        # test as a while condition (svasim.compiled).
+        while True:
+            if not (block and tr.covered < length and tr.fault in _BLOCKING_FAULTS):
+                break
             run = self.run
             if run is not None:
                 page = tr.fault_address & ~(PAGE_SIZE - 1)

@@ -33,6 +33,8 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.errors import InvalidArgument
 from svasim.model.journal import Journal
 
@@ -63,6 +65,7 @@ class Event:
         return [self.time, self.priority, self.eid, self.kind, self.args]
 
 
+@mypyc_attr(native_class=False)
 class EventQueue:
     """A heap of :class:`Event`, with its clock (``now``) and its insertion counter."""
 

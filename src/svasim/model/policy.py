@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, Self
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.journal import Journal
 from svasim.model.kernel_state import CpuState, Process, Task
 
 
+@mypyc_attr(native_class=False)
 class KernelInterface(Protocol):
     """The kernel operations a policy (and the IPI handler it sends) may call."""
 
@@ -53,6 +56,7 @@ class KernelInterface(Protocol):
         ...
 
 
+@mypyc_attr(native_class=False)
 class PasidPolicy(Protocol):
     """The hooks a PASID policy provides (see :class:`PolicyBase` for the defaults)."""
 
@@ -85,6 +89,7 @@ class PasidPolicy(Protocol):
         ...
 
 
+@mypyc_attr(native_class=False)
 class PolicyBase:
     """Defaults: nothing happens at any hook, and there is no #GP fixup."""
 

@@ -40,9 +40,10 @@ allocator of physical memory (``memory.frames``).
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+
+from mypy_extensions import mypyc_attr
 
 from svasim.model.journal import Journal
 from svasim.model.kernel.core import KernelCore
@@ -53,9 +54,31 @@ from svasim.model.kernel_state import CpuState, Process, Task
 K = TypeVar("K", bound=type[KernelCore])
 
 
-def _recorded(fn: Callable[..., Any]) -> Callable[..., Any]:
+#: The kernel's operations: its public methods that take a journal first, but for the
+#: steps of an operation (``enter_op``, ``leave_op``, ``violation``), a device's write
+#: (``dma_write``, which changes nothing the end of an operation records) and
+#: ``advance_cpu`` (each entry it fires is an operation of its own). Named rather than
+#: found by inspecting signatures, which the compiled model's methods do not have
+#: (:mod:`svasim.compiled`); ``tests/model/kernel/test_operations.py`` checks the names
+#: against the methods.
+OPERATIONS = frozenset(
+    {
+        "bind_native", "close_wq", "create_kthread", "create_process", "create_thread", "dma_read", "enqcmd",
+        "enqcmds", "exec", "exit_thread", "fork", "handle_page_fault", "kernel_fpu_section", "kthread_unuse_mm",
+        "kthread_use_mm", "madvise", "mmap", "modify_ldt", "movdir64b", "mprotect", "munmap", "native_fault",
+        "native_read", "native_walk", "native_write", "open_wq", "read_memory", "request_amx", "schedule",
+        "set_gs_base", "start_sequence", "use_fpu", "use_tile", "wait_completion", "walk", "write_memory",
+        "write_pkru",
+    }
+)  # fmt: skip
+#: The operations that are interruptible sequences (generators): each stretch up to an
+#: interruptible point is an operation of its own.
+SEQUENCE_OPERATIONS = frozenset({"kernel_fpu_section"})
+
+
+def _recorded(fn: Callable[..., Any], sequence: bool) -> Callable[..., Any]:
     """Wrap a public operation so that its end records the CPU and task state it changed."""
-    if inspect.isgeneratorfunction(fn):
+    if sequence:
 
         @functools.wraps(fn)
         def gen(self: KernelCore, journal: Journal, *args: Any, **kw: Any) -> Iterator[Any]:
@@ -85,25 +108,15 @@ def _recorded(fn: Callable[..., Any]) -> Callable[..., Any]:
     return op
 
 
-#: Public methods that take a journal but are steps of an operation, not operations, or
-#: a device's write, which changes nothing the end of an operation records, or made of
-#: operations of their own (each entry ``advance_cpu`` fires is one).
-_NOT_OPERATIONS = frozenset({"enter_op", "leave_op", "violation", "dma_write", "advance_cpu"})
-
-
 def _record_operations(cls: K) -> K:
-    """Every public method that takes a journal first is an operation of the kernel."""
-    for name in dir(cls):
-        fn = getattr(cls, name)
-        if name.startswith("_") or name in _NOT_OPERATIONS or not inspect.isfunction(fn):
-            continue
-        params = list(inspect.signature(fn).parameters)
-        if len(params) >= 2 and params[1] == "journal":
-            setattr(cls, name, _recorded(fn))
+    """Make each of :data:`OPERATIONS` an operation of the kernel."""
+    for name in sorted(OPERATIONS):
+        setattr(cls, name, _recorded(getattr(cls, name), name in SEQUENCE_OPERATIONS))
     return cls
 
 
 @_record_operations
+@mypyc_attr(native_class=False)
 class Kernel(_Sequences):
     """The host's CPUs, processes, threads and memory, and the kernel's paths."""
 

@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.costs import CostTable
 from svasim.model.errors import FailedPrecondition, NotFound
 from svasim.model.journal import Journal
@@ -97,6 +99,7 @@ def changed(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 _ABSENT = object()
 
 
+@mypyc_attr(native_class=False)
 class TrackedCpus(list[CpuState]):
     """The CPUs, noting each one an operation reaches (by index or by iterating) and the
     thread it ran when first reached, so that the end of the operation looks at those
@@ -132,6 +135,7 @@ class TrackedCpus(list[CpuState]):
         return list.__iter__(self)
 
 
+@mypyc_attr(native_class=False)
 class TrackedTasks(dict[int, Task]):
     """The tasks by tid, noting each tid an operation looks up (``[]`` and ``get``), so
     that the end of the operation compares those tasks, and the ones running on the CPUs
@@ -170,6 +174,7 @@ class _KernelPath:
         self.kernel.path = self.outer
 
 
+@mypyc_attr(native_class=False)
 class KernelCore:
     """State, accounting and lookups shared by every part of the kernel model."""
 

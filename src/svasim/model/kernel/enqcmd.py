@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.errors import FailedPrecondition, InvalidArgument
 from svasim.model.journal import Journal
 from svasim.model.kernel.mm import Mm
@@ -28,6 +30,7 @@ from svasim_api import idxd
 GP_LOOP_LIMIT = 4
 
 
+@mypyc_attr(native_class=False)
 class EnqcmdOutcome(StrEnum):
     """What became of one ENQCMD."""
 
@@ -44,6 +47,7 @@ class EnqcmdOutcome(StrEnum):
 
 
 @dataclass(slots=True)
+@mypyc_attr(native_class=False)
 class EnqcmdResult:
     """The architectural result of one ENQCMD."""
 
@@ -57,6 +61,7 @@ class EnqcmdResult:
 
 
 @dataclass(slots=True)
+@mypyc_attr(native_class=False)
 class WaitResult:
     """What polling a completion record found."""
 
@@ -65,6 +70,14 @@ class WaitResult:
     cycles: int
 
 
+def _own_cycles(cpu: CpuState, start: int, journal: Journal, carried: int) -> int:
+    """An instruction's own cycles since ``start``: what no trap or MSR transition of
+    ``journal`` (which carried ``carried`` cycles at the start) carries. A function, not a
+    closure: the compiled model (svasim.compiled) cannot build closures in these classes."""
+    return cpu.cycles - start - (journal.cycles - carried)
+
+
+@mypyc_attr(native_class=False)
 class Enqcmd(Traps, Mm):
     """ENQCMD, ENQCMDS, MOVDIR64B and polling a completion record."""
 
@@ -111,10 +124,6 @@ class Enqcmd(Traps, Mm):
         proc = self.processes[task.pid]
         start = cpu.cycles
         carried = journal.cycles
-
-        def own() -> int:
-            # The instruction's own cycles: what no trap or MSR transition carries.
-            return cpu.cycles - start - (journal.cycles - carried)
 
         gp = 0
         fixed = False
@@ -181,8 +190,9 @@ class Enqcmd(Traps, Mm):
         if vma.kind != "portal":
             reason = "destination is not an enqueue register"
             self.count(cpu, task, "enqcmd_retry")
+            own = _own_cycles(cpu, start, journal, carried)
             journal.emit(
-                task.entity, "enqcmd.retry", None, {"enqcmds": task.enqcmds}, cycles=own(), detail={"reason": reason}
+                task.entity, "enqcmd.retry", None, {"enqcmds": task.enqcmds}, cycles=own, detail={"reason": reason}
             )
             return EnqcmdResult(EnqcmdOutcome.RETRY, True, gp, fixed, pasid_sent, reason, cpu.cycles - start)
         offset = vma.portal_offset + (dest - vma.start)
@@ -194,7 +204,7 @@ class Enqcmd(Traps, Mm):
                 "enqcmd.accept",
                 None,
                 {"enqcmds": task.enqcmds},
-                cycles=own(),
+                cycles=_own_cycles(cpu, start, journal, carried),
                 detail={"pasid": pasid_sent},
             )
             return EnqcmdResult(EnqcmdOutcome.ACCEPTED, False, gp, fixed, pasid_sent, "", cpu.cycles - start)
@@ -204,7 +214,7 @@ class Enqcmd(Traps, Mm):
             "enqcmd.retry",
             None,
             {"enqcmds": task.enqcmds},
-            cycles=own(),
+            cycles=_own_cycles(cpu, start, journal, carried),
             detail={"reason": res.retry_reason},
         )
         return EnqcmdResult(EnqcmdOutcome.RETRY, True, gp, fixed, pasid_sent, res.retry_reason, cpu.cycles - start)

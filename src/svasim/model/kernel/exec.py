@@ -9,12 +9,15 @@ keep the old mm's binding until it is closed, is not modelled.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.journal import Journal
 from svasim.model.kernel.fork import Fork
 from svasim.model.kernel_state import INIT_PKRU, Process, new_xstate
 from svasim.model.memory import PAGE_SHIFT, AddressSpace
 
 
+@mypyc_attr(native_class=False)
 class Exec(Fork):
     """execve."""
 

@@ -11,12 +11,15 @@
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.errors import FailedPrecondition
 from svasim.model.journal import Journal
 from svasim.model.kernel.mm import Mm
 from svasim.model.kernel_state import Process, Task
 
 
+@mypyc_attr(native_class=False)
 class Exit(Mm):
     """exit_thread, the mm's teardown and death by signal."""
 

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.errors import InvalidArgument
 from svasim.model.journal import Journal
 from svasim.model.kernel.core import process_fields
@@ -23,6 +25,7 @@ from svasim.model.kernel_state import Process, Task
 from svasim.model.memory import PAGE_SHIFT, PAGE_SIZE, AddressSpace, Vma
 
 
+@mypyc_attr(native_class=False)
 class Fork(Exit, Tlb):
     """New processes (mm_alloc, fork) and threads (clone)."""
 

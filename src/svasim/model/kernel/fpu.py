@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.journal import Journal
 from svasim.model.kernel.smp import Smp
 from svasim.model.kernel_state import INIT_PKRU, CpuState, Task
@@ -25,6 +27,7 @@ from svasim.model.kernel_state import INIT_PKRU, CpuState, Task
 KERNEL_FP_TOKEN = -1
 
 
+@mypyc_attr(native_class=False)
 class Fpu(Smp):
     """XSAVE state: save, lazy restore, the PASID component, in-kernel FPU use."""
 

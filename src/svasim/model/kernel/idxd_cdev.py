@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.errors import FailedPrecondition
 from svasim.model.journal import Journal
 from svasim.model.kernel.core import file_fields
@@ -26,6 +28,7 @@ from svasim.model.memory import PAGE_SIZE, Vma, check_mmap
 FIRST_FD = 3
 
 
+@mypyc_attr(native_class=False)
 class IdxdCdev(Fpu):
     """open/mmap, close and release of /dev/dsa/wqD.Q."""
 

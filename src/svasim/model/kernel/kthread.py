@@ -7,12 +7,15 @@ TLB). ``kthread_use_mm()`` adopts a user mm, switching CR3 to it if needed;
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.errors import FailedPrecondition
 from svasim.model.journal import Journal
 from svasim.model.kernel.tlb import Tlb
 from svasim.model.kernel_state import Task
 
 
+@mypyc_attr(native_class=False)
 class Kthread(Tlb):
     """Kernel threads and their borrowed mm."""
 

@@ -7,6 +7,8 @@ a CPU that still runs the mm, and ``load_mm_ldt()`` is what switch_mm calls.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.journal import Journal
 from svasim.model.kernel.smp import Smp
 from svasim.model.kernel_state import CpuState, Process
@@ -18,6 +20,7 @@ def flush_ldt(kernel: Ldt, cpu: CpuState, info: int | None, journal: Journal) ->
         kernel._load_mm_ldt(cpu, kernel.processes[info], journal)
 
 
+@mypyc_attr(native_class=False)
 class Ldt(Smp):
     """modify_ldt and load_mm_ldt."""
 

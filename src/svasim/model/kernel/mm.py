@@ -21,6 +21,8 @@ import bisect
 import dataclasses
 import zlib
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.errors import FailedPrecondition, InvalidArgument, OutOfRange
 from svasim.model.journal import Journal
 from svasim.model.kernel.native import NativeMm
@@ -44,6 +46,7 @@ from svasim.model.memory import (
 MADV_DONTNEED = 4
 
 
+@mypyc_attr(native_class=False)
 class Mm(NativeMm):
     """Mappings, page faults and memory accesses from the user and the devices."""
 

@@ -29,6 +29,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.errors import FailedPrecondition, OutOfRange
 from svasim.model.journal import Journal
 from svasim.model.kernel.idxd_cdev import IdxdCdev
@@ -81,6 +83,7 @@ def walk_of_detail(detail: dict[str, Any]) -> NativeWalk:
     )
 
 
+@mypyc_attr(native_class=False)
 class NativeMm(IdxdCdev):
     """The device side of memory (walks, DMA, I/O page faults) for native processes."""
 

@@ -11,6 +11,8 @@ mode restores the FPU state lazily.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.errors import FailedPrecondition, InvalidArgument
 from svasim.model.journal import Journal
 from svasim.model.kernel.core import changed, task_fields
@@ -18,6 +20,7 @@ from svasim.model.kernel.tlb import Tlb
 from svasim.model.kernel_state import CpuState, Task
 
 
+@mypyc_attr(native_class=False)
 class ContextSwitch(Tlb):
     """schedule, __switch_to and the per-thread registers it switches."""
 

@@ -57,6 +57,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.errors import FailedPrecondition, InvalidArgument
 from svasim.model.events import Event, EventQueue
 from svasim.model.journal import Journal
@@ -74,6 +76,7 @@ QUEUE_OWNER = "cpu"
 
 
 @dataclass(frozen=True, slots=True)
+@mypyc_attr(native_class=False)
 class Step:
     """One stretch of a sequence between two interruptible points."""
 
@@ -90,6 +93,7 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+@mypyc_attr(native_class=False)
 class Sequence:
     """A named sequence: the point its start leads to and its steps, in order."""
 
@@ -128,6 +132,7 @@ KERNEL_FPU = Sequence(
 SEQUENCES: dict[str, Sequence] = {KERNEL_FPU.name: KERNEL_FPU}
 
 
+@mypyc_attr(native_class=False)
 class CpuEventQueue(EventQueue):
     """The kernel's event queue. Its clock is recorded with its entries (each CPU keeps
     cycles of its own, so the queue's time belongs to no CPU), and an entry of a thread
@@ -147,6 +152,7 @@ class CpuEventQueue(EventQueue):
 
 
 @dataclass(frozen=True, slots=True)
+@mypyc_attr(native_class=False)
 class FiredStep:
     """A step a fired entry ran: when, where, and the point it led to."""
 
@@ -159,6 +165,7 @@ class FiredStep:
     point: str
 
 
+@mypyc_attr(native_class=False)
 class Sequences(Exec, Kthread, ContextSwitch, Enqcmd):
     """Sequences on the kernel's event queue, and what a thread inside one cannot do.
 

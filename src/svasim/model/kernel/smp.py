@@ -14,11 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Self
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.journal import Journal
 from svasim.model.kernel.core import KernelCore
 from svasim.model.kernel_state import CpuState
 
 
+@mypyc_attr(native_class=False)
 class Smp(KernelCore):
     """IPIs: on_each_cpu_mask and the handler's run on the target CPU."""
 

@@ -10,6 +10,8 @@ policy's hook for the incoming user task. Kernel threads keep whatever mm is loa
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.journal import Journal
 from svasim.model.kernel.fpu import Fpu
 from svasim.model.kernel.ldt import Ldt
@@ -19,6 +21,7 @@ from svasim.model.kernel_state import CpuState, Process, Task
 TLB_NR_DYN_ASIDS = 6
 
 
+@mypyc_attr(native_class=False)
 class Tlb(Ldt, Fpu):
     """switch_mm_irqs_off, PCID allocation and local TLB flushes."""
 

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.journal import Journal
 from svasim.model.kernel.exit import Exit
 from svasim.model.kernel.fpu import Fpu
@@ -20,6 +22,7 @@ SIGILL = 4
 SIGSEGV = 11
 
 
+@mypyc_attr(native_class=False)
 class Traps(Exit, Fpu):
     """#GP entry, SIGSEGV and the #NM/XFD path."""
 

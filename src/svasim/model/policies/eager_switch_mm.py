@@ -14,6 +14,8 @@ cache line (and keeps the skipped-restore fast path).
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.journal import Journal
 from svasim.model.kernel_state import CpuState, Process, Task, pasid_state
 from svasim.model.policy import KernelInterface, PolicyBase
@@ -36,6 +38,7 @@ def load_mm_pasid(kernel: KernelInterface, cpu: CpuState, info: int | None, jour
         cur.last_cpu = -1
 
 
+@mypyc_attr(native_class=False)
 class EagerSwitchMm(PolicyBase):
     """Write the task's PASID state in switch_mm; IPI mm_cpumask on allocation."""
 
@@ -58,6 +61,7 @@ class EagerSwitchMm(PolicyBase):
         kernel.on_each_cpu_mask(cpu, mm.mm_cpumask, load_mm_pasid, mm.pid, journal)
 
 
+@mypyc_attr(native_class=False)
 class EagerSwitchMmCmp(EagerSwitchMm):
     """The same, comparing before writing."""
 

@@ -10,9 +10,12 @@ stays a #GP. Loading is otherwise as lazy as Linux 5.18 (new threads start clear
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.policy import PolicyBase
 
 
+@mypyc_attr(native_class=False)
 class LazyResourceException(PolicyBase):
     """Lazy loading through a resource-naming fault."""
 

@@ -16,6 +16,8 @@ that borrowed the mm.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.journal import Journal
 from svasim.model.kernel_state import CpuState, Process, Task, pasid_state
 from svasim.model.policy import KernelInterface, PolicyBase
@@ -47,6 +49,7 @@ def update_pasid(kernel: KernelInterface, cpu: CpuState, info: int | None, journ
         kernel.set_saved_pasid(cpu, cur, want, journal, why="update_pasid")
 
 
+@mypyc_attr(native_class=False)
 class Linux510(PolicyBase):
     """update_pasid() in switch_fpu_finish and in the allocation IPI."""
 

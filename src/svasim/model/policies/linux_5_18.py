@@ -9,11 +9,14 @@ threads start with it clear (fpu_clone clears the PASID feature bit).
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from svasim.model.journal import Journal
 from svasim.model.kernel_state import CpuState, Task, pasid_state
 from svasim.model.policy import KernelInterface, PolicyBase
 
 
+@mypyc_attr(native_class=False)
 class Linux518(PolicyBase):
     """Lazy #GP fixup."""
 
