@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BUF    := tools/node_modules/.bin/buf
 NODECLIENT := clients/node/node_modules/.installed
 
-.PHONY: help install demo up test lint protos protos-check bench clean
+.PHONY: help install demo up test lint protos protos-check bench clean compiled
 
 help:
 	@echo "make demo    install into $(VENV) and run the fabric with the demo workload"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint    ruff, mypy (server and client packages) and buf lint"
 	@echo "make protos  regenerate the Python gRPC code (clients/python/svasim_api) from proto/"
 	@echo "make bench   benchmarks, each printed as a ratio to a baseline measured in the same run"
+	@echo "make compiled  build the compiled model (mypyc; used with SVASIM_COMPILED=1)"
 	@echo "make cpp-client  build the C++ client (installs Debian's gRPC C++ packages if missing)"
 	@echo "make native  build the preload library of svasim run-native; make native-suite: accel-config's suite"
 	@echo "make images / compose-up / compose-test / compose-down  the docker-compose stack, no registry needed"
@@ -43,8 +44,19 @@ demo: $(VENV)/.installed
 up: $(VENV)/.installed
 	$(VENV)/bin/svasim up
 
-test: install
+# The whole suite, then again with the compiled model the parts that run the model: its
+# own tests, the oracle, the golden runs, replay, sweeps (Dask workers) and the services'
+# tests of errors, the accelerator API and the submit stream (servers in process).
+COMPILED_TESTS ?= tests/model tests/oracle tests/golden tests/test_golden.py tests/test_replay.py tests/sweep \
+	tests/services/test_rpc_errors.py tests/services/test_accel_api.py tests/services/test_submit_stream.py
+test: install compiled
 	$(PY) -m pytest
+	SVASIM_COMPILED=1 $(PY) -m pytest -q $(COMPILED_TESTS)
+
+# The model compiled by mypyc into src/svasim/_compiled (about 2.5 min with a C compiler;
+# kept while it matches the sources). SVASIM_COMPILED=1 uses it.
+compiled: $(VENV)/.installed
+	$(PY) scripts/build_compiled.py
 
 lint: install
 	$(PY) -m ruff check src clients tests scripts benchmarks
@@ -58,8 +70,9 @@ protos-check: $(VENV)/.installed
 	$(PY) scripts/gen_protos.py --check
 
 # BENCH_FLAGS=--quick for a CI-sized run; `$(PY) benchmarks/run.py --profile 8` py-spies the server.
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed compiled
 	$(PY) benchmarks/run.py $(BENCH_FLAGS)
+	SVASIM_COMPILED=1 $(PY) benchmarks/run.py --only rpc --only replay --only model $(BENCH_FLAGS)
 	$(PY) benchmarks/memory.py $(BENCH_FLAGS)
 	$(PY) benchmarks/scale.py $(BENCH_FLAGS)
 	$(PY) benchmarks/sweep_bench.py
@@ -67,7 +80,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/resume.py $(BENCH_FLAGS)
 
 clean:
-	rm -rf $(VENV) tools/node_modules clients/node/node_modules .pytest_cache svasim.db clients/cpp/build build
+	rm -rf $(VENV) tools/node_modules clients/node/node_modules .pytest_cache svasim.db clients/cpp/build build src/svasim/_compiled
 
 # The C++ client (clients/cpp/build/svasim_enqcmd): installs Debian's gRPC and protobuf for
 # C++ and <linux/idxd.h> when they are missing, then builds it from proto/.

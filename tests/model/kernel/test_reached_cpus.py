@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import pytest
 
+from svasim import compiled
 from svasim.compare import load_workload, shipped_workloads
 from svasim.model import workload as workload_mod
 from svasim.model.fabric import ModelFabric
 from svasim.model.journal import Journal
 from svasim.model.kernel import core
 from svasim.model.policies import policy_names
+
+#: These tests replace the kernel's own functions, which the compiled model calls directly.
+interpreted_only = pytest.mark.skipif(compiled.active(), reason="replaces functions the compiled model calls directly")
 
 NCPUS = 64
 
@@ -30,6 +34,7 @@ def busy_fabric() -> tuple[ModelFabric, list[int], list[int]]:
     return fab, pids, buffers
 
 
+@interpreted_only
 def test_an_operation_that_reaches_no_cpu_looks_at_none(monkeypatch: pytest.MonkeyPatch) -> None:
     fab, pids, buffers = busy_fabric()
     looked: list[int] = []
@@ -69,6 +74,7 @@ def _every_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core.KernelCore, "leave_op", leave_op)
 
 
+@interpreted_only
 @pytest.mark.parametrize("name", sorted(shipped_workloads()))
 @pytest.mark.parametrize("policy", policy_names())
 def test_every_shipped_workload_records_what_a_look_at_every_cpu_records(
