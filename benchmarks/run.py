@@ -18,6 +18,9 @@ the client to CPU 0 when the machine has two CPUs or more.
    rows it folds.
 4. Replay: inputs re-executed per second against the rate they were served at.
 5. The model: in-process ENQCMDs per second on 64 busy CPUs against 4.
+6. The compiled model (``make compiled``) against the interpreted one: in-process
+   ENQCMDs per second, each in a process of its own. With ``SVASIM_COMPILED=1`` every
+   other figure runs on the compiled model (``make bench`` runs figures 1, 4 and 5 so too).
 
 Usage: python benchmarks/run.py [--quick] [--repeats N] [--only FIGURE] [--profile SECONDS [--profile-load stream]
        [--profile-top N]]
@@ -708,6 +711,35 @@ def bench_model(calls: int, repeats: int) -> list[Figure]:
     ]  # fmt: skip
 
 
+def model_rate_in(compiled: bool, ncpus: int, n: int) -> float:
+    """:func:`model_enqcmd_rate` in a process of its own, with the compiled model or not."""
+    env = dict(os.environ, SVASIM_COMPILED="1" if compiled else "0")
+    cmd = [sys.executable, __file__, "--model-rate", str(ncpus), "--calls", str(n)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.split()
+    if out[0] != str(compiled):
+        raise SystemExit(f"asked for {'the compiled' if compiled else 'the interpreted'} model, got the other")
+    return float(out[1])
+
+
+def bench_compiled(calls: int, repeats: int) -> list[Figure]:
+    """Figure 6: the compiled model (make compiled, SVASIM_COMPILED=1) against the
+    interpreted one, in-process ENQCMDs of a 4 KiB MEMMOVE on 4 busy CPUs."""
+    from svasim import compiled
+
+    reason = compiled.stale_reason()
+    if reason:
+        print(f"compiled model: not measured, {reason} (make compiled)")
+        return []
+    fast: list[float] = []
+    slow: list[float] = []
+    for _ in range(repeats):
+        slow.append(model_rate_in(False, 4, calls))
+        fast.append(model_rate_in(True, 4, calls))
+    return [
+        Figure("model compiled: ENQCMD MEMMOVE 4 KiB in-process, 4 busy CPUs", "ops/s", "interpreted", fast, slow),
+    ]
+
+
 def main() -> int:
     """Run the benchmarks and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -721,9 +753,10 @@ def main() -> int:
         "--profile-load", choices=("unary", "stream"), default="unary", help="what --profile runs: unary or streamed"
     )
     parser.add_argument("--profile-top", type=int, default=20, metavar="N", help="frames --profile prints")
+    parser.add_argument("--model-rate", type=int, metavar="NCPUS", help=argparse.SUPPRESS)  # for figure 6
     parser.add_argument(
         "--only",
-        choices=("rpc", "unary", "store", "state", "replay", "model"),
+        choices=("rpc", "unary", "store", "state", "replay", "model", "compiled"),
         action="append",
         help="these figures (unary: figure 1's unary round trips alone)",
     )
@@ -731,16 +764,24 @@ def main() -> int:
     calls = args.calls or (300 if args.quick else 2000)
     rows = args.rows or (10_000 if args.quick else 50_000)
     events = args.events or (100_000 if args.quick else 1_000_000)
+    if args.model_rate:
+        from svasim import compiled
+
+        print(compiled.active(), model_enqcmd_rate(args.model_rate, calls))
+        return 0
     if PINNED:
         os.sched_setaffinity(0, {0})
     where = "server on CPU 1, client on CPU 0" if PINNED else "unpinned"
-    print(f"svasim benchmarks: {os.cpu_count()} CPUs, {where}; each figure the median of {args.repeats}")
+    from svasim import compiled
+
+    model = "compiled" if compiled.active() else "interpreted"
+    print(f"svasim benchmarks: {os.cpu_count()} CPUs, {where}, {model} model; each figure the median of {args.repeats}")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if args.profile:
             profile_server(args.profile, tmp, tmp / "profile.txt", args.profile_load, args.profile_top)
             return 0
-        only = set(args.only or ("rpc", "store", "state", "replay", "model"))
+        only = set(args.only or ("rpc", "store", "state", "replay", "model", "compiled"))
         figures: list[Figure] = []
         out = io.StringIO()
         for name, fn in (
@@ -750,6 +791,7 @@ def main() -> int:
             ("state", lambda: bench_state(events, args.repeats, tmp)),
             ("replay", lambda: bench_replay(calls // 2, args.repeats, tmp)),
             ("model", lambda: bench_model(calls * 2, args.repeats)),
+            ("compiled", lambda: bench_compiled(calls * 2, args.repeats)),
         ):
             if name in only:
                 t0 = time.perf_counter()
