@@ -14,6 +14,7 @@ import pytest
 from svasim.cli.devices import ConfigFileError, parse_config, strip_trailing_commas
 from svasim_client import Client
 
+from .. import accel_config
 from .processes import SVASIM, up
 
 #: accel-config-test's configuration (Debian package accel-config-test); a copy of its
@@ -132,9 +133,8 @@ def test_a_wrong_value_is_one_line_naming_the_key_and_unknown_keys_are_reported(
 
 def test_a_file_naming_a_wq_the_device_lacks_stops_at_that_wq(fabric, tmp_path):
     # accel-config's contrib net_profile.conf configures four WQs; the device has two.
-    profile = Path("/etc/accel-config/contrib/configs/net_profile.conf")
-    if not profile.is_file():
-        pytest.skip("needs accel-config's contrib configurations")
+    accel_config.installed()
+    profile = accel_config.CONTRIB / "net_profile.conf"
     r = svasim("load-config", str(profile), "--addr", fabric, "--force")
     err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert r.returncode == 2 and len(err) == 1 and "wq0.2" in err[0] and "UNKNOWN_WQ" in err[0], r.stderr
@@ -142,9 +142,9 @@ def test_a_file_naming_a_wq_the_device_lacks_stops_at_that_wq(fabric, tmp_path):
 
 def test_accel_configs_contrib_profiles_load_on_a_device_with_eight_wqs(tmp_path):
     # accel-config's contrib profiles (os, app, storage, net) use up to 4 WQs, engines and groups.
-    profiles = sorted(Path("/etc/accel-config/contrib/configs").glob("*_profile.conf"))
-    if not profiles:
-        pytest.skip("needs accel-config's contrib configurations")
+    accel_config.installed()
+    profiles = sorted(accel_config.CONTRIB.glob("*_profile.conf"))
+    assert profiles, f"no accel-config profiles in {accel_config.CONTRIB}"
     with up(f"sqlite:///{tmp_path / 'svasim.db'}", "--engines", "4", "--wqs", "8") as (addr, _):
         for profile in profiles:
             r = svasim("load-config", str(profile), "--addr", addr, "--force", "--enable")

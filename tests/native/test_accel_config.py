@@ -16,14 +16,19 @@ from svasim.native import Bridge
 from svasim.server import create_server
 from svasim_client import Client
 
+from .. import accel_config
 from .conftest import run_under
 
-CONF = Path("/usr/libexec/accel-config/test/configs/2g2q_user_1.conf")
-ACCEL_CONFIG = shutil.which("accel-config")
+CONF = accel_config.CONFIGS / "2g2q_user_1.conf"
 
-pytestmark = pytest.mark.skipif(
-    ACCEL_CONFIG is None or not CONF.is_file(), reason="needs the Debian packages accel-config and accel-config-test"
-)
+
+@pytest.fixture(scope="module")
+def tool() -> str:
+    """accel-config, with its test configurations, installed when missing."""
+    accel_config.installed()
+    found = shutil.which("accel-config")
+    assert found is not None
+    return found
 
 
 @pytest.fixture
@@ -43,14 +48,15 @@ def four_engines(tmp_path: Path, sockdir: Path) -> Iterator[tuple[Client, Bridge
         srv.stop(0)
 
 
-def test_accel_config_load_config_configures_the_groups_and_list_shows_them(four_engines, preload: Path) -> None:
+def test_accel_config_load_config_configures_the_groups_and_list_shows_them(
+    four_engines, preload: Path, tool: str
+) -> None:
     fabric, bridge = four_engines
-    assert ACCEL_CONFIG is not None
     # As dsa_user_test_runner.sh does: the device is disabled first (which clears its
     # configuration), then the file is loaded, then the device and WQs are enabled.
-    r = run_under(bridge.env(), preload, ACCEL_CONFIG, "disable-device", "dsa0")
+    r = run_under(bridge.env(), preload, tool, "disable-device", "dsa0")
     assert r.returncode == 0, r.stdout + r.stderr
-    r = run_under(bridge.env(), preload, ACCEL_CONFIG, "load-config", "-c", CONF)
+    r = run_under(bridge.env(), preload, tool, "load-config", "-c", CONF)
     assert r.returncode == 0, r.stdout + r.stderr
     (dev,) = fabric.devices()
     assert [(list(g.wq_ids), list(g.engine_ids)) for g in dev.groups] == [
@@ -64,11 +70,11 @@ def test_accel_config_load_config_configures_the_groups_and_list_shows_them(four
         ("app2", "user", "user", 16),
     ]
     for args in (("enable-device", "dsa0"), ("enable-wq", "dsa0/wq0.0"), ("enable-wq", "dsa0/wq0.1")):
-        r = run_under(bridge.env(), preload, ACCEL_CONFIG, *args)
+        r = run_under(bridge.env(), preload, tool, *args)
         assert r.returncode == 0, r.stdout + r.stderr
     (dev,) = fabric.devices()
     assert dev.enabled and all(w.enabled for w in dev.wqs)
-    r = run_under(bridge.env(), preload, ACCEL_CONFIG, "list")
+    r = run_under(bridge.env(), preload, tool, "list")
     assert r.returncode == 0, r.stdout + r.stderr
     (listed,) = json.loads(r.stdout)
     groups = {g["dev"]: g for g in listed["groups"]}

@@ -16,7 +16,6 @@ The packages are installed here when missing (as root, with apt-get). Set
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -25,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-TESTDIR = Path("/usr/libexec/accel-config/test")
-RUNNER = TESTDIR / "dsa_user_test_runner.sh"
+from .. import accel_config
+from ..accel_config import RUNNER
+
 #: dsa_test invocations of the runner: (10 opcodes + 9 batched) x 2 modes x 5 sizes, and
 #: (4 DIF opcodes, single and batched) x 2 modes x 3 sizes, each with BOF on and off.
 INVOCATIONS = 2 * ((10 + 9) * 2 * 5 + 4 * 2 * 2 * 3)
@@ -40,21 +40,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def suite() -> Path:
     """The installed runner, installed from Debian's packages when it is missing."""
-    if not RUNNER.is_file() or not shutil.which("accel-config"):
-        assert os.geteuid() == 0 and shutil.which("apt-get"), (
-            "the accel-config suite needs Debian's accel-config and accel-config-test packages "
-            "(apt-get install accel-config accel-config-test)"
-        )
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        lock = ["-o", "DPkg::Lock::Timeout=600"]
-        subprocess.run(["apt-get", *lock, "update", "-q"], env=env, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(
-            ["apt-get", *lock, "install", "-y", "-q", "accel-config", "accel-config-test"],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    assert RUNNER.is_file()
+    accel_config.installed()
     return RUNNER
 
 
