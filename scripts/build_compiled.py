@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Build the compiled model (``make compiled``): mypyc on every module of svasim.model.
 
-Compiles the modules :func:`svasim.compiled.sources` lists (the model's, but its
-packages' ``__init__``) into ``src/svasim/_compiled/`` with a C compiler, and writes the
+Compiles the modules :func:`svasim.compiled.sources` lists (every module of the model
+but ``svasim/model/__init__.py``) into ``src/svasim/_compiled/`` with a C compiler, and writes the
 manifest of the sources it compiled; :mod:`svasim.compiled` uses the build only while
 the sources match it. The build goes to a directory of its own first and replaces the
 old one when it is complete, so a failed build leaves the previous one as it was.

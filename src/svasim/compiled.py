@@ -1,19 +1,20 @@
 """The compiled model: the modules of :mod:`svasim.model` built by mypyc, used when
 ``SVASIM_COMPILED=1``.
 
-``make compiled`` (``scripts/build_compiled.py``) compiles every module of the model
-but its packages' ``__init__`` into ``src/svasim/_compiled/``: a C extension per
-module, one shared library, and a manifest of the SHA-256 of each source it was built
-from. The code is the same code: mypyc compiles the Python as written (it also checks
-the annotations at run time), so a compiled run records the same transitions as an
-interpreted one (``tests/model/test_compiled.py``, and the golden and replay tests
-that ``make test`` runs again compiled).
+``make compiled`` (``scripts/build_compiled.py``) compiles every module of the model,
+its subpackages' ``__init__`` included, but ``svasim/model/__init__.py`` itself (which
+chooses) into ``src/svasim/_compiled/``: a C extension per module, one shared library,
+and a manifest of the SHA-256 of each source it was built from. The code is the same
+code: mypyc compiles the Python as written (it also checks the annotations at run
+time), so a compiled run records the same transitions as an interpreted one
+(``tests/model/test_compiled.py``, and the golden and replay tests that ``make test``
+runs again compiled).
 
-With ``SVASIM_COMPILED=1``, each package of the model (``svasim.model``, its
-``kernel`` and ``policies``) calls :func:`activate` first, which puts the compiled
-package's directory before its own on its ``__path__``. A build whose manifest does not
-match the sources (a module edited since, or another Python) is never used: the
-interpreted modules are, after one warning that says to run ``make compiled``.
+With ``SVASIM_COMPILED=1``, ``svasim.model`` calls :func:`activate` first, which puts
+the build's ``svasim/model`` before its own directory on the package's ``__path__``;
+every module and subpackage of the model then comes from the build. A build whose
+manifest does not match the sources (a module edited since, or another Python) is never
+used: the interpreted modules are, after one warning that says to run ``make compiled``.
 """
 
 from __future__ import annotations
