@@ -22,13 +22,13 @@ import sqlalchemy as sa
 
 from svasim.store import Store
 
+from .required import missing
+
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _pg_unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"PostgreSQL is required in CI: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL unavailable: {reason}")
+    missing(f"PostgreSQL is required in CI: {reason}", f"PostgreSQL unavailable: {reason}")
 
 
 def _empty_pg(url: str) -> None:

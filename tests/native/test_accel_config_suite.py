@@ -40,7 +40,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def suite() -> Path:
     """The installed runner, installed from Debian's packages when it is missing."""
-    accel_config.installed()
+    accel_config.installed(required=True)
     return RUNNER
 
 
