@@ -764,16 +764,14 @@ def main() -> int:
     calls = args.calls or (300 if args.quick else 2000)
     rows = args.rows or (10_000 if args.quick else 50_000)
     events = args.events or (100_000 if args.quick else 1_000_000)
-    if args.model_rate:
-        from svasim import compiled
+    from svasim import compiled
 
+    if args.model_rate:
         print(compiled.active(), model_enqcmd_rate(args.model_rate, calls))
         return 0
     if PINNED:
         os.sched_setaffinity(0, {0})
     where = "server on CPU 1, client on CPU 0" if PINNED else "unpinned"
-    from svasim import compiled
-
     model = "compiled" if compiled.active() else "interpreted"
     print(f"svasim benchmarks: {os.cpu_count()} CPUs, {where}, {model} model; each figure the median of {args.repeats}")
     with tempfile.TemporaryDirectory() as d:

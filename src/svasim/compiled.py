@@ -28,6 +28,7 @@ import os
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("svasim.compiled")
 
@@ -64,44 +65,47 @@ def ext_suffix() -> str:
 
 def stale_reason(root: Path | None = None) -> str:
     """Why the build under ``root`` (default :data:`ROOT`) cannot be used ("" when it can)."""
-    root = ROOT if root is None else root
+    return _check(ROOT if root is None else root)[0]
+
+
+def _check(root: Path) -> tuple[str, dict[str, Any]]:
+    """Why the build under ``root`` cannot be used ("" when it can), and its manifest."""
     try:
         manifest = json.loads((root / MANIFEST).read_text())
     except FileNotFoundError:
-        return "it is not built"
+        return "it is not built", {}
     except (OSError, ValueError) as e:
-        return f"its manifest cannot be read ({e})"
+        return f"its manifest cannot be read ({e})", {}
     if manifest.get("ext_suffix") != ext_suffix():
-        return f"it was built for {manifest.get('ext_suffix')}, this Python loads {ext_suffix()}"
+        return f"it was built for {manifest.get('ext_suffix')}, this Python loads {ext_suffix()}", manifest
     if not (root / f"{manifest.get('shared')}{ext_suffix()}").is_file():
-        return "its shared library is missing"
+        return "its shared library is missing", manifest
     built, now = manifest.get("sources", {}), sources()
     changed = sorted(set(built) ^ set(now) | {m for m in built.keys() & now.keys() if built[m] != now[m]})
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
-        return f"svasim/{changed[0]}{more} changed since it was built"
-    return ""
+        return f"svasim/{changed[0]}{more} changed since it was built", manifest
+    return "", manifest
 
 
 @functools.cache
 def usable() -> bool:
     """Whether the compiled model is asked for and matches the sources (decided once per
-    process; the first package to ask makes the shared library importable)."""
+    process, which then loads the build's shared library)."""
     if not wanted():
         return False
-    reason = stale_reason()
+    reason, manifest = _check(ROOT)
     if reason:
         log.warning("%s=1, but the compiled model is not used: %s; run `make compiled`", ENV, reason)
         return False
-    _load_shared(ROOT)
+    _load_shared(ROOT, manifest["shared"])
     return True
 
 
-def _load_shared(root: Path) -> None:
-    """Load the build's shared library (every compiled module imports it by name) from
-    its file: ``root`` itself goes on no path, since its ``svasim/`` directory would
-    hide the real package from a process that has not imported it yet."""
-    name = json.loads((root / MANIFEST).read_text())["shared"]
+def _load_shared(root: Path, name: str) -> None:
+    """Load the build's shared library ``name`` (every compiled module imports it by
+    name) from its file: ``root`` itself goes on no path, since its ``svasim/`` directory
+    would hide the real package from a process that has not imported it yet."""
     spec = importlib.util.spec_from_file_location(name, root / f"{name}{ext_suffix()}")
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {name} from {root}")
@@ -110,13 +114,12 @@ def _load_shared(root: Path) -> None:
     spec.loader.exec_module(module)
 
 
-def activate(path: list[str], package: str) -> None:
-    """Put the compiled modules of ``package`` first on its ``__path__`` when the compiled
-    model is used (each package of the model calls this before it imports anything)."""
+def activate(path: list[str]) -> None:
+    """Put the build's ``svasim/model`` first on ``path`` (``svasim.model.__path__``) when
+    the compiled model is used; the model's ``__init__`` calls this before anything of it
+    is imported."""
     if usable():
-        compiled = ROOT / package.replace(".", "/")
-        if compiled.is_dir():
-            path.insert(0, str(compiled))
+        path.insert(0, str(ROOT / "svasim" / "model"))
 
 
 def active() -> bool:

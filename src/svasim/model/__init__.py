@@ -6,4 +6,4 @@ With ``SVASIM_COMPILED=1`` its modules are the ones ``make compiled`` built
 
 from svasim.compiled import activate
 
-activate(__path__, __name__)
+activate(__path__)
