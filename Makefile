@@ -72,7 +72,7 @@ protos-check: $(VENV)/.installed
 # BENCH_FLAGS=--quick for a CI-sized run; `$(PY) benchmarks/run.py --profile 8` py-spies the server.
 bench: $(VENV)/.installed compiled
 	$(PY) benchmarks/run.py $(BENCH_FLAGS)
-	SVASIM_COMPILED=1 $(PY) benchmarks/run.py --only rpc --only replay --only model $(BENCH_FLAGS)
+	SVASIM_COMPILED=1 $(PY) benchmarks/run.py --only rpc --only replay --only model --only ceilings $(BENCH_FLAGS)
 	$(PY) benchmarks/memory.py $(BENCH_FLAGS)
 	$(PY) benchmarks/scale.py $(BENCH_FLAGS)
 	$(PY) benchmarks/sweep_bench.py

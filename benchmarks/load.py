@@ -6,7 +6,11 @@ The same workload on each, on a fresh SQLite store: 32 concurrent clients, each 
 RESOURCE_EXHAUSTED refusal retried after its RetryInfo delay. The servers are pinned to
 CPU 1 (``taskset -c 1``) and the clients to CPU 0, so both fabrics get the same one core
 to serve with. Prints throughput (checked MEMMOVEs per second) and p50/p99 latency of an
-iteration for each, and the ratio split / one-process.
+iteration for each, and the ratio split / one-process; then, for each fabric, where the
+difference goes: the servers' CPU time per iteration (each process's, read from /proc) and
+the store transactions committed per iteration (every cross-process call commits on both
+sides before it answers, so that the caller's next transition can name the callee's last
+one as its cause).
 
 Usage: python benchmarks/load.py [--quick] [--clients N] [--seconds S]
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -65,26 +70,69 @@ class PinnedSplit(SplitFabric):
         return self
 
 
-def one_process(tmp: Path, clients: int, seconds: float) -> LoadResult:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cost:
+    """What the servers spent on a load: CPU seconds per process, and the store's rows
+    and transactions (each transaction's first row names its writer)."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self.rows = 0
+        self.transactions = 0
+
+    def measure(self, pids: dict[str, int], address: str, clients: int, seconds: float) -> LoadResult:
+        """Run the load, taking each process's CPU time around it."""
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        result = run_load(address, clients, seconds)
+        self.cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        return result
+
+    def count(self, db: Path) -> None:
+        """The rows and transactions the run committed (read once the servers stopped)."""
+        with sqlite3.connect(db) as c:
+            self.rows = c.execute("SELECT count(*) FROM events").fetchone()[0]
+            self.transactions = c.execute("SELECT count(*) FROM events WHERE origin IS NOT NULL").fetchone()[0]
+
+    def line(self, name: str, iterations: int) -> str:
+        """Per iteration: CPU microseconds of each process and in all, rows, transactions."""
+        n = max(iterations, 1)
+        each = ", ".join(f"{k} {v * 1e6 / n:,.0f}" for k, v in self.cpu.items())
+        total = sum(self.cpu.values()) * 1e6 / n
+        return (
+            f"{name:<12} server CPU {total:,.0f} us/iteration ({each}); "
+            f"{self.rows / n:.1f} rows and {self.transactions / n:.1f} transactions committed/iteration"
+        )
+
+
+def one_process(tmp: Path, clients: int, seconds: float, cost: Cost) -> LoadResult:
     """The workload against ``svasim up``."""
     port = free_port()
     args = ["up", "--port", str(port), "--db", f"sqlite:///{tmp / 'up.db'}", "--cpus", str(clients)]
     proc = PinnedProc(args, tmp / "up.log").start()
     try:
         wait_serving(f"127.0.0.1:{port}", proc)
-        return run_load(f"127.0.0.1:{port}", clients, seconds)
+        assert proc.popen is not None
+        return cost.measure({"up": proc.popen.pid}, f"127.0.0.1:{port}", clients, seconds)
     finally:
         proc.stop()
+        cost.count(tmp / "up.db")
 
 
-def split(tmp: Path, clients: int, seconds: float) -> LoadResult:
+def split(tmp: Path, clients: int, seconds: float, cost: Cost) -> LoadResult:
     """The workload against the three-process fabric."""
     fabric = PinnedSplit(f"sqlite:///{tmp / 'split.db'}", "load", tmp, clients)
     try:
         fabric.start_all()
-        return run_load(fabric.address("cpu"), clients, seconds)
+        pids = {name: p.popen.pid for name, p in fabric.procs.items() if p.popen is not None}
+        return cost.measure(pids, fabric.address("cpu"), clients, seconds)
     finally:
         fabric.stop()
+        cost.count(tmp / "split.db")
 
 
 def row(name: str, r: LoadResult) -> str:
@@ -109,7 +157,11 @@ def main() -> None:
     os.sched_setaffinity(0, {CLIENT_CPU})  # the client threads inherit it
     with tempfile.TemporaryDirectory(prefix="svasim-load-") as d:
         tmp = Path(d)
-        results = {"one-process": one_process(tmp, opts.clients, seconds), "split": split(tmp, opts.clients, seconds)}
+        costs = {"one-process": Cost(), "split": Cost()}
+        results = {
+            "one-process": one_process(tmp, opts.clients, seconds, costs["one-process"]),
+            "split": split(tmp, opts.clients, seconds, costs["split"]),
+        }
         if any(r.errors for r in results.values()):
             # The servers' side of a failure, before their logs go with the directory.
             for log in sorted(tmp.glob("*.log")):
@@ -124,6 +176,8 @@ def main() -> None:
         if r.errors or r.wedged:
             failed = True
             print(f"  {name}: {len(r.errors)} errors, {r.wedged} wedged clients; first: {r.errors[:3]}")
+    for name, r in results.items():
+        print(costs[name].line(name, r.iterations))
     one, two = results["one-process"], results["split"]
     ratio = (two.iterations / two.seconds) / (one.iterations / one.seconds) if one.iterations else float("nan")
     print(

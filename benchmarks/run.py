@@ -20,7 +20,11 @@ the client to CPU 0 when the machine has two CPUs or more.
 5. The model: in-process ENQCMDs per second on 64 busy CPUs against 4.
 6. The compiled model (``make compiled``) against the interpreted one: in-process
    ENQCMDs per second, each in a process of its own. With ``SVASIM_COMPILED=1`` every
-   other figure runs on the compiled model (``make bench`` runs figures 1, 4 and 5 so too).
+   other figure runs on the compiled model (``make bench`` runs figures 1, 4, 5 and 7 so too).
+7. The ceilings: the best figures 1 and 4 could reach if a served ENQCMD cost only what it
+   cannot do without, each part measured in the same run (a bare gRPC round trip, the
+   model's ENQCMD in-process, the commit of the rows it records), as ratios to figure 1's
+   and figure 4's baselines: a target above its ceiling needs one of those parts cheaper.
 
 Usage: python benchmarks/run.py [--quick] [--repeats N] [--only FIGURE] [--profile SECONDS [--profile-load stream]
        [--profile-top N]]
@@ -740,6 +744,118 @@ def bench_compiled(calls: int, repeats: int) -> list[Figure]:
     ]
 
 
+# -- 7. the ceilings: what the parts of a served ENQCMD allow ---------------------------
+
+
+def model_requests(n: int) -> tuple[float, float, list[Any], list[Any]]:
+    """In-process ENQCMDs of a NOOP and of a 4 KiB MEMMOVE (4 busy CPUs): their rates, and
+    the transitions one of each makes after others of its kind (an ENQCMD request's rows
+    in a loop of them, its input aside: the device completes the one before it)."""
+    from svasim.model.fabric import ModelFabric
+    from svasim_client import memmove_descriptor, noop_descriptor
+
+    fab = ModelFabric(ncpus=4)
+    k = fab.kernel
+    procs = [k.create_process(fab.journal(), f"p{i}") for i in range(4)]
+    for i, proc in enumerate(procs):
+        k.schedule(fab.journal(), proc.tids[0], i)
+    pid, tid = procs[0].pid, procs[0].tids[0]
+    src, dst, comp = (k.mmap(fab.journal(), pid, MEMMOVE_SIZE, True, True).start for _ in range(3))
+    portal = k.open_wq(fab.journal(), pid, "dsa0", 0)[0]
+    noop, memmove = noop_descriptor(comp), memmove_descriptor(src, dst, MEMMOVE_SIZE, comp)
+    k.enqcmd(fab.journal(), tid, portal, noop)  # the #GP fixup, outside the timed loops
+    rows = []
+    for desc in (noop, memmove):
+        for _ in range(2):
+            k.enqcmd(fab.journal(), tid, portal, desc)
+        j = fab.journal()
+        k.enqcmd(j, tid, portal, desc)
+        rows.append(j.transitions)
+    noop_rate = rate(lambda: k.enqcmd(fab.journal(), tid, portal, noop), n)
+    memmove_rate = rate(lambda: k.enqcmd(fab.journal(), tid, portal, memmove), n)
+    return noop_rate, memmove_rate, rows[0], rows[1]
+
+
+def commit_rate(store: Any, request: list[Any], n: int, per_transaction: int) -> float:
+    """Requests per second that ``store.append`` commits, each ``request``'s transitions
+    behind an input, ``per_transaction`` requests to a transaction (fresh copies, each
+    caused by the one before it, as most of a request's are)."""
+    from svasim.model.transition import INPUT_KIND, Transition
+
+    run = store.create_run(name=None, config={}, policy="linux-5.18", seed=0, version="bench")
+    batches = []
+    origin_seq = 0
+    for _ in range(n // per_transaction):
+        batch: list[Transition] = []
+        for _ in range(per_transaction):
+            inp = Transition("cpu", "client", INPUT_KIND, None, {"method": "cpu.Enqcmd", "request": {"tid": "1"}})
+            prev: Any = inp
+            batch.append(inp)
+            for t in request:
+                prev = Transition(t.service, t.entity, t.kind, t.before, t.after, prev, t.cycles, t.detail)
+                batch.append(prev)
+        for t in batch:
+            origin_seq += 1
+            t.origin_seq = origin_seq
+        batches.append(batch)
+    t0 = time.perf_counter()
+    for batch in batches:
+        store.append(run.id, batch, origin="bench", retry=False)
+    return len(batches) * per_transaction / (time.perf_counter() - t0)
+
+
+def bench_ceilings(calls: int, repeats: int, tmp: Path) -> list[Figure]:
+    """Figure 7: the best figures 1 and 4 could reach if a served ENQCMD cost only what it
+    cannot do without, each part measured in this run: a bare gRPC round trip (the echo),
+    the model's ENQCMD (in-process, the active model), and the commit of its rows (one
+    transaction per unary request; 64 requests to a transaction for a stream). A target
+    above its ceiling cannot be met without making one of those parts cheaper."""
+    from svasim.store import Store
+    from svasim_client import Client
+
+    echo_port, port = free_port(), free_port()
+    echo_cmd = [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), "--port", str(echo_port)]
+    up_cmd = [sys.executable, "-m", "svasim.cli", "up", "--port", str(port), "--db", f"sqlite:///{tmp / 'ceil.db'}",
+              "--durability", "commit"]  # fmt: skip
+    parts: dict[str, list[float]] = {k: [] for k in ("echo", "served", "noop", "memmove", "c_noop", "c_mm", "g_mm")}
+    with served(echo_cmd, echo_port), served(up_cmd, port):
+        ch = grpc.insecure_channel(f"127.0.0.1:{echo_port}")
+        call = ch.unary_unary("/bench.Echo/Echo")
+        payload = bytes(64)
+        with Client(f"127.0.0.1:{port}") as c:
+            loop = MemmoveLoop(c, slots=64)
+            rate(lambda: call(payload), 100)
+            rate(loop.enqcmd_memmove, 100)
+            for k in range(repeats):
+                parts["echo"].append(rate(lambda: call(payload), calls))
+                parts["served"].append(rate(loop.enqcmd_memmove, calls))
+                noop, memmove, noop_rows, mm_rows = model_requests(calls)
+                parts["noop"].append(noop)
+                parts["memmove"].append(memmove)
+                with Store.open(f"sqlite:///{tmp / f'ceil-{k}.db'}") as store:
+                    parts["c_noop"].append(commit_rate(store, noop_rows, calls, 1))
+                    parts["c_mm"].append(commit_rate(store, mm_rows, calls, 1))
+                    parts["g_mm"].append(commit_rate(store, mm_rows, calls * 4, BATCH))
+        ch.close()
+    med = {k: statistics.median(v) for k, v in parts.items()}
+    print(
+        f"  ceiling parts (medians): echo round trip {1e6 / med['echo']:.0f} us; model ENQCMD NOOP "
+        f"{1e6 / med['noop']:.0f} us, MEMMOVE {1e6 / med['memmove']:.0f} us; commit of one request's rows: "
+        f"NOOP {1e6 / med['c_noop']:.0f} us, MEMMOVE {1e6 / med['c_mm']:.0f} us, MEMMOVE {BATCH} to a "
+        f"transaction {1e6 / med['g_mm']:.0f} us each; served unary MEMMOVE {1e6 / med['served']:.0f} us"
+    )
+    unary = [1 / (1 / e + 1 / m + 1 / c) for e, m, c in zip(parts["echo"], parts["noop"], parts["c_noop"], strict=True)]
+    stream = [1 / (1 / m + 1 / g) for m, g in zip(parts["memmove"], parts["g_mm"], strict=True)]
+    return [
+        Figure("ceiling: ENQCMD NOOP round trips/s if a call cost only the echo, the model and one commit",
+               "calls/s", "bare gRPC echo", unary, parts["echo"], ">= 0.8, figure 1's"),
+        Figure("ceiling: MEMMOVE 4 KiB/s on a stream if it cost only the model and its rows",
+               "desc/s", "unary MEMMOVE served", stream, parts["served"], ">= 10, and >= 20,000/s, figure 1's"),
+        Figure("ceiling: replay if re-executing an input cost only the model's ENQCMD", "inputs/s",
+               "served over gRPC", parts["memmove"], parts["served"], ">= 30, figure 4's"),
+    ]  # fmt: skip
+
+
 def main() -> int:
     """Run the benchmarks and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -756,7 +872,7 @@ def main() -> int:
     parser.add_argument("--model-rate", type=int, metavar="NCPUS", help=argparse.SUPPRESS)  # for figure 6
     parser.add_argument(
         "--only",
-        choices=("rpc", "unary", "store", "state", "replay", "model", "compiled"),
+        choices=("rpc", "unary", "store", "state", "replay", "model", "compiled", "ceilings"),
         action="append",
         help="these figures (unary: figure 1's unary round trips alone)",
     )
@@ -779,7 +895,7 @@ def main() -> int:
         if args.profile:
             profile_server(args.profile, tmp, tmp / "profile.txt", args.profile_load, args.profile_top)
             return 0
-        only = set(args.only or ("rpc", "store", "state", "replay", "model", "compiled"))
+        only = set(args.only or ("rpc", "store", "state", "replay", "model", "compiled", "ceilings"))
         figures: list[Figure] = []
         out = io.StringIO()
         for name, fn in (
@@ -790,6 +906,7 @@ def main() -> int:
             ("replay", lambda: bench_replay(calls // 2, args.repeats, tmp)),
             ("model", lambda: bench_model(calls * 2, args.repeats)),
             ("compiled", lambda: bench_compiled(calls * 2, args.repeats)),
+            ("ceilings", lambda: bench_ceilings(calls, args.repeats, tmp)),
         ):
             if name in only:
                 t0 = time.perf_counter()

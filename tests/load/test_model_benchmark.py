@@ -4,33 +4,17 @@ and the timed ENQCMDs are accepted MEMMOVEs)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-RUN = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+from . import bench as bench_script
 
 
 def test_the_model_figure_is_printed_as_a_ratio_to_four_busy_cpus() -> None:
-    out = subprocess.run(
-        [sys.executable, str(RUN), "--only", "model", "--repeats", "1", "--calls", "20"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    ).stdout
+    out = bench_script.run("--only", "model", "--repeats", "1", "--calls", "20")
     assert "model: ENQCMD MEMMOVE 4 KiB in-process, 64 busy CPUs" in out
     assert "vs 4 busy CPUs" in out and "ratio" in out
 
 
 def test_the_model_figures_enqcmds_are_accepted_memmoves_on_busy_cpus(monkeypatch) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("svasim_bench_run", RUN)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up
-    spec.loader.exec_module(bench)
+    bench = bench_script.load(monkeypatch)
     from svasim.model.kernel import Kernel
 
     seen: list[tuple[int, object]] = []
