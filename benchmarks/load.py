@@ -23,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ class Cost:
 
     def count(self, db: Path) -> None:
         """The rows and transactions the run committed (read once the servers stopped)."""
-        with sqlite3.connect(db) as c:
+        with closing(sqlite3.connect(db)) as c:
             self.rows = c.execute("SELECT count(*) FROM events").fetchone()[0]
             self.transactions = c.execute("SELECT count(*) FROM events WHERE origin IS NOT NULL").fetchone()[0]
 
@@ -117,10 +118,11 @@ def one_process(tmp: Path, clients: int, seconds: float, cost: Cost) -> LoadResu
     try:
         wait_serving(f"127.0.0.1:{port}", proc)
         assert proc.popen is not None
-        return cost.measure({"up": proc.popen.pid}, f"127.0.0.1:{port}", clients, seconds)
+        result = cost.measure({"up": proc.popen.pid}, f"127.0.0.1:{port}", clients, seconds)
     finally:
         proc.stop()
-        cost.count(tmp / "up.db")
+    cost.count(tmp / "up.db")  # once the server has stopped: everything it took is committed
+    return result
 
 
 def split(tmp: Path, clients: int, seconds: float, cost: Cost) -> LoadResult:
@@ -129,10 +131,11 @@ def split(tmp: Path, clients: int, seconds: float, cost: Cost) -> LoadResult:
     try:
         fabric.start_all()
         pids = {name: p.popen.pid for name, p in fabric.procs.items() if p.popen is not None}
-        return cost.measure(pids, fabric.address("cpu"), clients, seconds)
+        result = cost.measure(pids, fabric.address("cpu"), clients, seconds)
     finally:
         fabric.stop()
-        cost.count(tmp / "split.db")
+    cost.count(tmp / "split.db")
+    return result
 
 
 def row(name: str, r: LoadResult) -> str:

@@ -785,7 +785,7 @@ def commit_rate(store: Any, request: list[Any], n: int, per_transaction: int) ->
     run = store.create_run(name=None, config={}, policy="linux-5.18", seed=0, version="bench")
     batches = []
     origin_seq = 0
-    for _ in range(n // per_transaction):
+    for _ in range(max(1, n // per_transaction)):
         batch: list[Transition] = []
         for _ in range(per_transaction):
             inp = Transition("cpu", "client", INPUT_KIND, None, {"method": "cpu.Enqcmd", "request": {"tid": "1"}})
