@@ -680,11 +680,13 @@ def bench_replay(calls: int, repeats: int, tmp: Path) -> list[Figure]:
 # -- 5. the model against the number of CPUs ------------------------------------------
 
 
-def model_enqcmd_rate(ncpus: int, n: int) -> float:
-    """In-process ENQCMDs of a 4 KiB MEMMOVE per second on a model fabric of ``ncpus``
-    CPUs, each running a thread of its own process (no gRPC, no store)."""
+def model_submitter(ncpus: int) -> tuple[Any, int, int, int, int, int]:
+    """An in-process model fabric of ``ncpus`` CPUs, each running a thread of its own
+    process (no gRPC, no store), the first of which has a 4 KiB source, destination and
+    completion record and an open WQ, past its #GP fixup: (fabric, tid, portal, src, dst,
+    comp)."""
     from svasim.model.fabric import ModelFabric
-    from svasim_client import memmove_descriptor
+    from svasim_client import noop_descriptor
 
     fab = ModelFabric(ncpus=ncpus)
     k = fab.kernel
@@ -696,9 +698,18 @@ def model_enqcmd_rate(ncpus: int, n: int) -> float:
     pid, tid = procs[0].pid, procs[0].tids[0]
     src, dst, comp = (k.mmap(fab.journal(), pid, MEMMOVE_SIZE, True, True).start for _ in range(3))
     portal = k.open_wq(fab.journal(), pid, "dsa0", 0)[0]
+    k.enqcmd(fab.journal(), tid, portal, noop_descriptor(comp))  # the #GP fixup, outside timed loops
+    return fab, tid, portal, src, dst, comp
+
+
+def model_enqcmd_rate(ncpus: int, n: int) -> float:
+    """In-process ENQCMDs of a 4 KiB MEMMOVE per second on a model fabric of ``ncpus``
+    CPUs, each running a thread of its own process (no gRPC, no store)."""
+    from svasim_client import memmove_descriptor
+
+    fab, tid, portal, src, dst, comp = model_submitter(ncpus)
     desc = memmove_descriptor(src, dst, MEMMOVE_SIZE, comp)
-    k.enqcmd(fab.journal(), tid, portal, desc)  # the #GP fixup, outside the timed loop
-    return rate(lambda: k.enqcmd(fab.journal(), tid, portal, desc), n)
+    return rate(lambda: fab.kernel.enqcmd(fab.journal(), tid, portal, desc), n)
 
 
 def bench_model(calls: int, repeats: int) -> list[Figure]:
@@ -751,19 +762,11 @@ def model_requests(n: int) -> tuple[float, float, list[Any], list[Any]]:
     """In-process ENQCMDs of a NOOP and of a 4 KiB MEMMOVE (4 busy CPUs): their rates, and
     the transitions one of each makes after others of its kind (an ENQCMD request's rows
     in a loop of them, its input aside: the device completes the one before it)."""
-    from svasim.model.fabric import ModelFabric
     from svasim_client import memmove_descriptor, noop_descriptor
 
-    fab = ModelFabric(ncpus=4)
+    fab, tid, portal, src, dst, comp = model_submitter(4)
     k = fab.kernel
-    procs = [k.create_process(fab.journal(), f"p{i}") for i in range(4)]
-    for i, proc in enumerate(procs):
-        k.schedule(fab.journal(), proc.tids[0], i)
-    pid, tid = procs[0].pid, procs[0].tids[0]
-    src, dst, comp = (k.mmap(fab.journal(), pid, MEMMOVE_SIZE, True, True).start for _ in range(3))
-    portal = k.open_wq(fab.journal(), pid, "dsa0", 0)[0]
     noop, memmove = noop_descriptor(comp), memmove_descriptor(src, dst, MEMMOVE_SIZE, comp)
-    k.enqcmd(fab.journal(), tid, portal, noop)  # the #GP fixup, outside the timed loops
     rows = []
     for desc in (noop, memmove):
         for _ in range(2):
