@@ -149,6 +149,27 @@ def served(args: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
         stop(proc)
 
 
+def up_command(port: int, db: str) -> list[str]:
+    """``svasim up`` on ``port``, recording into ``db`` with ``commit`` durability: the
+    server of the figures that measure served calls."""
+    return [sys.executable, "-m", "svasim.cli", "up", "--port", str(port), "--db", db, "--durability", "commit"]
+
+
+@contextmanager
+def echo_server() -> Iterator[Callable[[], Any]]:
+    """The bare gRPC echo server (benchmarks/echo_server.py), pinned, for the duration of
+    the block; yields one round trip of 64 bytes to it."""
+    port = free_port()
+    with served([sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), "--port", str(port)], port):
+        ch = grpc.insecure_channel(f"127.0.0.1:{port}")
+        call = ch.unary_unary("/bench.Echo/Echo")
+        payload = bytes(64)
+        try:
+            yield lambda: call(payload)
+        finally:
+            ch.close()
+
+
 def rate(fn: Callable[[], Any], n: int, per_call: int = 1) -> float:
     """Items per second of ``n`` calls of ``fn`` (each doing ``per_call`` items)."""
     t0 = time.perf_counter()
@@ -249,24 +270,18 @@ def bench_rpc(calls: int, repeats: int, tmp: Path, *, unary_only: bool = False) 
     (``unary_only``: the unary NOOP and MEMMOVE ones alone)."""
     from svasim_client import Client
 
-    echo_port, port = free_port(), free_port()
-    db = f"sqlite:///{tmp / 'rpc.db'}"
-    echo_cmd = [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), "--port", str(echo_port)]
-    up_cmd = [sys.executable, "-m", "svasim.cli", "up", "--port", str(port), "--db", db, "--durability", "commit"]
+    port = free_port()
     names = ("noop", "memmove", "batch", "stream_noop", "stream_memmove")
     got: dict[str, list[float]] = {k: [] for k in names}
     echo: list[float] = []
-    with served(echo_cmd, echo_port), served(up_cmd, port):
-        ch = grpc.insecure_channel(f"127.0.0.1:{echo_port}")
-        call = ch.unary_unary("/bench.Echo/Echo")
-        payload = bytes(64)
+    with echo_server() as echo_call, served(up_command(port, f"sqlite:///{tmp / 'rpc.db'}"), port):
         with Client(f"127.0.0.1:{port}") as c:
             loop = MemmoveLoop(c)
-            for f in (lambda: call(payload), loop.enqcmd_noop, loop.enqcmd_memmove):
+            for f in (echo_call, loop.enqcmd_noop, loop.enqcmd_memmove):
                 rate(f, 100)  # warm-up
             streamed = max(calls * 4, loop.slots)
             for _ in range(repeats):
-                echo.append(rate(lambda: call(payload), calls))
+                echo.append(rate(echo_call, calls))
                 got["noop"].append(rate(loop.enqcmd_noop, calls))
                 loop.clear()
                 got["memmove"].append(rate(loop.enqcmd_memmove, max(calls, loop.slots)))
@@ -280,7 +295,6 @@ def bench_rpc(calls: int, repeats: int, tmp: Path, *, unary_only: bool = False) 
                 loop.clear()
                 got["stream_memmove"].append(rate(lambda: loop.stream_memmove(streamed), 1, streamed))
                 loop.check()
-        ch.close()
     unary = [
         Figure("ENQCMD NOOP round trips/s, commit", "calls/s", "bare gRPC echo", got["noop"], echo, ">= 0.8"),
         Figure("ENQCMD MEMMOVE 4 KiB round trips/s, commit", "calls/s", "bare gRPC echo", got["memmove"], echo),
@@ -319,9 +333,7 @@ def profile_server(seconds: float, tmp: Path, out: Path, load: str = "unary", to
 
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     port = free_port()
-    db = f"sqlite:///{tmp / 'profile.db'}"
-    up_cmd = [sys.executable, "-m", "svasim.cli", "up", "--port", str(port), "--db", db, "--durability", "commit"]
-    with served(up_cmd, port) as srv, Client(f"127.0.0.1:{port}") as c:
+    with served(up_command(port, f"sqlite:///{tmp / 'profile.db'}"), port) as srv, Client(f"127.0.0.1:{port}") as c:
         loop = MemmoveLoop(c)
         rate(loop.enqcmd_memmove, 200)
         # The server is a child of taskset: it replaced taskset in place (exec), same pid.
@@ -653,8 +665,7 @@ def bench_replay(calls: int, repeats: int, tmp: Path) -> list[Figure]:
     for k in range(repeats):
         port = free_port()
         db = f"sqlite:///{tmp / f'replay-{k}.db'}"
-        up_cmd = [sys.executable, "-m", "svasim.cli", "up", "--port", str(port), "--db", db, "--durability", "commit"]
-        with served(up_cmd, port), Client(f"127.0.0.1:{port}") as c:
+        with served(up_command(port, db), port), Client(f"127.0.0.1:{port}") as c:
             run_id = c.fabric().run_id
             t0 = time.perf_counter()
             loop = MemmoveLoop(c, slots=64)
@@ -816,21 +827,15 @@ def bench_ceilings(calls: int, repeats: int, tmp: Path) -> list[Figure]:
     from svasim.store import Store
     from svasim_client import Client
 
-    echo_port, port = free_port(), free_port()
-    echo_cmd = [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), "--port", str(echo_port)]
-    up_cmd = [sys.executable, "-m", "svasim.cli", "up", "--port", str(port), "--db", f"sqlite:///{tmp / 'ceil.db'}",
-              "--durability", "commit"]  # fmt: skip
+    port = free_port()
     parts: dict[str, list[float]] = {k: [] for k in ("echo", "served", "noop", "memmove", "c_noop", "c_mm", "g_mm")}
-    with served(echo_cmd, echo_port), served(up_cmd, port):
-        ch = grpc.insecure_channel(f"127.0.0.1:{echo_port}")
-        call = ch.unary_unary("/bench.Echo/Echo")
-        payload = bytes(64)
+    with echo_server() as echo_call, served(up_command(port, f"sqlite:///{tmp / 'ceil.db'}"), port):
         with Client(f"127.0.0.1:{port}") as c:
             loop = MemmoveLoop(c, slots=64)
-            rate(lambda: call(payload), 100)
+            rate(echo_call, 100)
             rate(loop.enqcmd_memmove, 100)
             for k in range(repeats):
-                parts["echo"].append(rate(lambda: call(payload), calls))
+                parts["echo"].append(rate(echo_call, calls))
                 parts["served"].append(rate(loop.enqcmd_memmove, calls))
                 noop, memmove, noop_rows, mm_rows = model_requests(calls)
                 parts["noop"].append(noop)
@@ -839,7 +844,6 @@ def bench_ceilings(calls: int, repeats: int, tmp: Path) -> list[Figure]:
                     parts["c_noop"].append(commit_rate(store, noop_rows, calls, 1))
                     parts["c_mm"].append(commit_rate(store, mm_rows, calls, 1))
                     parts["g_mm"].append(commit_rate(store, mm_rows, calls * 4, BATCH))
-        ch.close()
     med = {k: statistics.median(v) for k, v in parts.items()}
     print(
         f"  ceiling parts (medians): echo round trip {1e6 / med['echo']:.0f} us; model ENQCMD NOOP "
@@ -859,6 +863,11 @@ def bench_ceilings(calls: int, repeats: int, tmp: Path) -> list[Figure]:
     ]  # fmt: skip
 
 
+#: The figures ``--only`` names, in the order they run; all but ``unary`` (figure 1's
+#: unary round trips alone, a part of ``rpc``) run by default.
+FIGURES = ("rpc", "unary", "store", "state", "replay", "model", "compiled", "ceilings")
+
+
 def main() -> int:
     """Run the benchmarks and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -875,7 +884,7 @@ def main() -> int:
     parser.add_argument("--model-rate", type=int, metavar="NCPUS", help=argparse.SUPPRESS)  # for figure 6
     parser.add_argument(
         "--only",
-        choices=("rpc", "unary", "store", "state", "replay", "model", "compiled", "ceilings"),
+        choices=FIGURES,
         action="append",
         help="these figures (unary: figure 1's unary round trips alone)",
     )
@@ -898,7 +907,7 @@ def main() -> int:
         if args.profile:
             profile_server(args.profile, tmp, tmp / "profile.txt", args.profile_load, args.profile_top)
             return 0
-        only = set(args.only or ("rpc", "store", "state", "replay", "model", "compiled", "ceilings"))
+        only = set(args.only or (f for f in FIGURES if f != "unary"))
         figures: list[Figure] = []
         out = io.StringIO()
         for name, fn in (

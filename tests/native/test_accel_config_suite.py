@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from .. import accel_config
-from ..accel_config import RUNNER
 
 #: dsa_test invocations of the runner: (10 opcodes + 9 batched) x 2 modes x 5 sizes, and
 #: (4 DIF opcodes, single and batched) x 2 modes x 3 sizes, each with BOF on and off.
@@ -41,7 +40,7 @@ pytestmark = pytest.mark.skipif(
 def suite() -> Path:
     """The installed runner, installed from Debian's packages when it is missing."""
     accel_config.installed(required=True)
-    return RUNNER
+    return accel_config.RUNNER
 
 
 def run_suite(runner: Path, db: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
